@@ -1,0 +1,384 @@
+"""The blueprint language: one pydantic model per kind (SPEC §2).
+
+Models are strict (no silent coercion) and closed (``extra="forbid"``).  Sizes,
+durations and percentages are parsed into typed values by
+:mod:`slmops_bp.quantities`.  Validation errors never reach the user as
+pydantic's dump: :mod:`slmops_bp.schema_errors` maps them back to the YAML
+positions kept by the loader.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from slmops_bp import API_VERSION
+from slmops_bp import quantities as q
+
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+NAME_MAX = 63
+GROUP_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+_BAD_CHARS = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+
+Arch = Literal["x86_64", "aarch64", "armv7l", "riscv64"]
+AcceleratorType = Literal["cuda", "rocm", "npu", "openvino", "metal", "edgetpu"]
+AcceleratorName = Literal["cpu", "cuda", "rocm", "npu", "openvino", "metal", "edgetpu"]
+Engine = Literal["onnxruntime", "llama-cpp", "ollama", "litert", "custom"]
+
+
+def _reject_control(value: str, what: str) -> str:
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Cf") or _BAD_CHARS.match(ch):
+            raise PydanticCustomError(
+                "bp_identifier",
+                "{what} contains a control or bidi character U+{code:04X}",
+                {"what": what, "code": ord(ch)},
+            )
+    return value
+
+
+def _name(value: object) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    _reject_control(value, "name")
+    if len(value) > NAME_MAX or not re.match(NAME_PATTERN, value):
+        raise PydanticCustomError(
+            "bp_name",
+            "invalid name {name!r}: use at most 63 lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit",
+            {"name": value},
+        )
+    return value
+
+
+def _group(value: object) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    _reject_control(value, "group name")
+    if not re.match(GROUP_PATTERN, value):
+        raise PydanticCustomError(
+            "bp_name", "invalid inventory group name {name!r}", {"name": value}
+        )
+    return value
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    for ch in value:
+        if _BAD_CHARS.match(ch):
+            raise PydanticCustomError(
+                "bp_identifier", "text contains a bidi control character U+{code:04X}",
+                {"code": ord(ch)},
+            )
+    return value
+
+
+def _quantity(parse: Any, kind: str) -> Any:
+    def validate(value: object) -> Any:
+        try:
+            return parse(value)
+        except q.QuantityError as exc:
+            raise PydanticCustomError(f"bp_{kind}", str(exc)) from None
+
+    return validate
+
+
+Name = Annotated[
+    str,
+    PlainValidator(_name),
+    WithJsonSchema({"type": "string", "pattern": NAME_PATTERN, "maxLength": NAME_MAX}),
+]
+GroupName = Annotated[
+    str, PlainValidator(_group), WithJsonSchema({"type": "string", "pattern": GROUP_PATTERN})
+]
+Text = Annotated[str, PlainValidator(_text), WithJsonSchema({"type": "string"})]
+Size = Annotated[
+    int,
+    PlainValidator(_quantity(q.parse_size, "size")),
+    PlainSerializer(q.format_size, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": q.SIZE_PATTERN, "examples": ["512MiB", "2.4GB"]}),
+]
+Duration = Annotated[
+    float,
+    PlainValidator(_quantity(q.parse_duration, "duration")),
+    PlainSerializer(q.format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": q.DURATION_PATTERN, "examples": ["90s", "5m"]}),
+]
+CountOrPercent = Annotated[
+    int | q.Percent,
+    PlainValidator(_quantity(q.parse_count_or_percent, "percent")),
+    PlainSerializer(lambda v: v if isinstance(v, int) else str(v)),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": q.PERCENT_PATTERN},
+            ]
+        }
+    ),
+]
+Scalar = str | int | float | bool
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- metadata
+
+
+class Metadata(Strict):
+    name: Name
+    labels: dict[Text, Text] = Field(default_factory=dict)
+    description: Text | None = None
+
+
+# ---------------------------------------------------------------- DeviceClass
+
+
+class HostMatch(Strict):
+    """Which inventory hosts: member of any of ``groups`` and all ``hostvars`` equal."""
+
+    groups: list[GroupName] = Field(default_factory=list)
+    hostvars: dict[Text, Scalar] = Field(default_factory=dict)
+
+
+class Accelerator(Strict):
+    type: AcceleratorType
+    memory: Size | None = None
+
+
+class DeviceClassSpec(Strict):
+    match: HostMatch | None = None
+    arch: Arch
+    memory: Size
+    reserve: Size = Field(default=512 * 1024**2, json_schema_extra={"default": "512MiB"})
+    storage: Size
+    accelerators: list[Accelerator] = Field(default_factory=list)
+    runtimes: list[Name] = Field(min_length=1)
+    encrypted_storage: bool = False
+    connectivity: Literal["always", "intermittent", "offline"] = "always"
+
+
+# ---------------------------------------------------------------- Runtime
+
+
+class ArchiveInstall(Strict):
+    url: Text
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class RuntimeInstall(Strict):
+    """Engine-specific install recipe; every key optional (the engine's default recipe)."""
+
+    pip: list[Text] | None = None
+    pip_args: list[Text] = Field(default_factory=list)
+    index_url: Text | None = None
+    system_site_packages: bool = False
+    archive: ArchiveInstall | None = None
+    packages: list[Text] = Field(default_factory=list)
+
+
+class RuntimeSpec(Strict):
+    engine: Engine
+    version: Text
+    formats: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]] = Field(min_length=1)
+    accelerators: list[AcceleratorName] = Field(default_factory=lambda: ["cpu"], min_length=1)
+    telemetry: Literal["none", "opt-out", "on"] = "none"
+    install: RuntimeInstall = Field(default_factory=RuntimeInstall)
+    role: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+){0,2}$")] | None = None
+
+    @model_validator(mode="after")
+    def _role_for_custom(self) -> RuntimeSpec:
+        if self.engine == "custom" and not self.role:
+            raise PydanticCustomError(
+                "bp_role", "engine 'custom' needs 'role': the Ansible role that provisions it"
+            )
+        if self.engine != "custom" and self.role:
+            raise PydanticCustomError(
+                "bp_role", "'role' is only for engine 'custom' (engine is {engine!r})",
+                {"engine": self.engine},
+            )
+        return self
+
+
+# ---------------------------------------------------------------- Model
+
+
+class Artifact(Strict):
+    uri: Annotated[str, Field(pattern=r"^(https?|file)://\S+$")]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    size: Size
+
+    @property
+    def filename(self) -> str:
+        tail = self.uri.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+        return tail or "artifact"
+
+
+class Variant(Strict):
+    name: Name
+    format: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    precision: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    sparsity: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
+    artifact: Artifact
+    memory: Size
+    accelerators: list[AcceleratorName] = Field(default_factory=lambda: ["cpu"], min_length=1)
+    quality: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+
+    @property
+    def effective_quality(self) -> float:
+        return 1.0 if self.quality is None else self.quality
+
+
+class ModelSpec(Strict):
+    version: Text
+    task: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    license: Text
+    variants: list[Variant] = Field(min_length=1)
+
+
+# ---------------------------------------------------------------- PrivacyPolicy
+
+
+class Egress(Strict):
+    default: Literal["deny", "allow"] = "deny"
+    allow: list[Text] = Field(default_factory=list)
+
+
+class Logging(Strict):
+    prompts: bool = False
+    outputs: bool = False
+    retention: Duration | None = None
+
+
+class PrivacyPolicySpec(Strict):
+    residency: Literal["device", "site", "region"]
+    telemetry: Literal["none", "aggregate", "full"] = "none"
+    egress: Egress = Field(default_factory=Egress)
+    logging: Logging = Field(default_factory=Logging)
+    encryption_at_rest: Literal["required", "preferred", "none"] = "none"
+    model_sources: list[Text] = Field(default_factory=list)
+    licenses: list[Text] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------- Deployment
+
+
+class VariantPolicy(Strict):
+    prefer: Literal["quality", "size"] = "quality"
+    allow: list[Name] | None = None
+
+
+class RuntimeSettings(Strict):
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    params: dict[Text, Scalar] = Field(default_factory=dict)
+
+
+DEFAULT_HEALTH_PROMPT = "Reply with OK."
+
+
+class Health(Strict):
+    prompt: Text = DEFAULT_HEALTH_PROMPT
+    timeout: Duration = Field(default=60.0, json_schema_extra={"default": "60s"})
+    min_tokens_per_s: Annotated[float, Field(gt=0)] | None = None
+
+
+class Rollout(Strict):
+    stages: list[CountOrPercent] = Field(
+        default_factory=lambda: [q.Percent(100.0)],
+        min_length=1,
+        json_schema_extra={"default": ["100%"]},
+    )
+    max_failures: CountOrPercent = Field(
+        default=q.Percent(0.0), json_schema_extra={"default": "0%"}
+    )
+    health: Health = Field(default_factory=Health)
+    on_failure: Literal["rollback", "halt"] = "rollback"
+
+
+class DeploymentSpec(Strict):
+    priority: int = 0
+    model: Name
+    deviceClasses: list[Name] = Field(min_length=1)  # noqa: N815 - SPEC spelling
+    hosts: HostMatch | None = None
+    privacy: Name
+    variants: VariantPolicy = Field(default_factory=VariantPolicy)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    rollout: Rollout = Field(default_factory=Rollout)
+    keep: Annotated[int, Field(ge=0, le=100)] = 1
+
+
+# ---------------------------------------------------------------- Overlay
+
+
+class OverlaySpec(Strict):
+    deployment: Name
+    hosts: HostMatch
+    set: dict[Text, Any] = Field(
+        json_schema_extra={"description": "deep-merged onto the deployment's spec"}
+    )
+
+
+# ---------------------------------------------------------------- documents
+
+
+class _Document(Strict):
+    apiVersion: Literal["slmops.bp/v1"]  # noqa: N815
+    metadata: Metadata
+
+
+class DeviceClass(_Document):
+    kind: Literal["DeviceClass"]
+    spec: DeviceClassSpec
+
+
+class Runtime(_Document):
+    kind: Literal["Runtime"]
+    spec: RuntimeSpec
+
+
+class Model(_Document):
+    kind: Literal["Model"]
+    spec: ModelSpec
+
+
+class PrivacyPolicy(_Document):
+    kind: Literal["PrivacyPolicy"]
+    spec: PrivacyPolicySpec
+
+
+class Deployment(_Document):
+    kind: Literal["Deployment"]
+    spec: DeploymentSpec
+
+
+class Overlay(_Document):
+    kind: Literal["Overlay"]
+    spec: OverlaySpec
+
+
+KINDS: dict[str, type[_Document]] = {
+    "DeviceClass": DeviceClass,
+    "Runtime": Runtime,
+    "Model": Model,
+    "PrivacyPolicy": PrivacyPolicy,
+    "Deployment": Deployment,
+    "Overlay": Overlay,
+}
+AnyDocument = DeviceClass | Runtime | Model | PrivacyPolicy | Deployment | Overlay
+
+assert API_VERSION == "slmops.bp/v1"

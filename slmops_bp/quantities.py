@@ -1,0 +1,138 @@
+"""Sizes, durations and percentages: strings with a unit, parsed into typed values.
+
+A bare number is never accepted for a size or a duration: ``8`` could mean bytes
+or gigabytes, so the blueprint has to say.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+SIZE_UNITS: dict[str, int] = {
+    "B": 1,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "TB": 1000**4,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+    "TiB": 1024**4,
+}
+SIZE_PATTERN = r"^[0-9]+(\.[0-9]+)?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
+_SIZE_RE = re.compile(SIZE_PATTERN)
+
+DURATION_UNITS: dict[str, float] = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d|w))+$"
+_DURATION_RE = re.compile(DURATION_PATTERN)
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
+
+PERCENT_PATTERN = r"^[0-9]+(\.[0-9]+)?%$"
+_PERCENT_RE = re.compile(PERCENT_PATTERN)
+
+
+class QuantityError(ValueError):
+    """A value that is not a valid size, duration or percentage; the message says why."""
+
+
+def parse_size(value: object) -> int:
+    """``"512MiB"`` → 536870912 bytes."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise QuantityError(
+                f"size {value!r} has no unit; write it with one, e.g. '{value}MiB' or '{value}GB'"
+            )
+        raise QuantityError(f"expected a size string like '512MiB', got {type(value).__name__}")
+    text = value.strip()
+    if not _SIZE_RE.match(text):
+        hint = ""
+        low = text.lower()
+        for unit in SIZE_UNITS:
+            if low.endswith(unit.lower()) and not text.endswith(unit):
+                hint = f" (units are case-sensitive: '{unit}')"
+                break
+        raise QuantityError(
+            f"invalid size {value!r}: use a number and one of "
+            f"B, KB, MB, GB, TB (decimal) or KiB, MiB, GiB, TiB (binary){hint}"
+        )
+    number, unit = re.split(r"\s?(?=[KMGT]?i?B$)", text, maxsplit=1)
+    return round(float(number) * SIZE_UNITS[unit])
+
+
+def format_size(num_bytes: int) -> str:
+    """Bytes → the shortest exact spelling, binary or decimal (``8GiB``, ``2.4GB``)."""
+    for unit, factor in sorted(SIZE_UNITS.items(), key=lambda item: -item[1]):
+        if factor == 1 or num_bytes < factor:
+            continue
+        text = f"{num_bytes / factor:.3f}".rstrip("0").rstrip(".")
+        if round(float(text) * factor) == num_bytes:
+            return f"{text}{unit}"
+    return f"{num_bytes}B"
+
+
+def human_size(num_bytes: float) -> str:
+    """Bytes → a rounded binary size for messages (``7.5GiB``)."""
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        factor = SIZE_UNITS[unit]
+        if abs(num_bytes) >= factor:
+            return f"{num_bytes / factor:.2f}".rstrip("0").rstrip(".") + unit
+    return f"{int(num_bytes)}B"
+
+
+def parse_duration(value: object) -> float:
+    """``"90s"`` → 90.0, ``"1h30m"`` → 5400.0 seconds."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise QuantityError(f"duration {value!r} has no unit; write e.g. '{value}s'")
+        raise QuantityError(f"expected a duration string like '90s', got {type(value).__name__}")
+    text = value.strip()
+    if not _DURATION_RE.match(text):
+        raise QuantityError(
+            f"invalid duration {value!r}: use numbers with units ms, s, m, h, d, w (e.g. '90s', '1h30m')"
+        )
+    return sum(float(n) * DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+
+
+@dataclass(frozen=True, order=True)
+class Percent:
+    """A percentage, kept as written (``10%`` → ``Percent(10.0)``)."""
+
+    value: float
+
+    def __str__(self) -> str:
+        return f"{self.value:g}%"
+
+    def of(self, total: int) -> float:
+        return self.value * total / 100.0
+
+
+def parse_percent(value: object) -> Percent:
+    if isinstance(value, str) and _PERCENT_RE.match(value.strip()):
+        pct = float(value.strip()[:-1])
+        if pct > 100:
+            raise QuantityError(f"percentage {value!r} is above 100%")
+        return Percent(pct)
+    raise QuantityError(f"invalid percentage {value!r}: write it like '10%'")
+
+
+def parse_count_or_percent(value: object) -> int | Percent:
+    """A count (integer) or a percentage string; used for stages and max_failures."""
+    if isinstance(value, bool):
+        raise QuantityError(f"expected a count or a percentage like '10%', got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        return parse_percent(value)
+    raise QuantityError(
+        f"expected a count (integer) or a percentage string like '10%', got {value!r}"
+    )
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds → the largest exact unit (``90s``, ``5m``, ``7d``)."""
+    for unit in ("w", "d", "h", "m", "s"):
+        factor = DURATION_UNITS[unit]
+        if seconds >= factor and float(seconds / factor).is_integer():
+            return f"{int(seconds // factor)}{unit}"
+    return f"{round(seconds * 1000)}ms"
