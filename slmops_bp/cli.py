@@ -90,6 +90,127 @@ def schema(output: str, check: bool) -> None:
     sys.exit(command.run(output, check))
 
 
+_lock_option = click.option(
+    "--lock-file",
+    "lock_path",
+    default="bp.lock",
+    show_default=True,
+    metavar="FILE",
+    help="The lock file.",
+)
+
+
+@cli.command()
+@_inventory_option
+@_blueprints_option
+@_format_option("text", "json")
+@click.option("--locked", is_flag=True, help="Fail when the plan differs from the lock file.")
+@_lock_option
+def plan(
+    inventory: tuple[str, ...], blueprints: str, fmt: str, locked: bool, lock_path: str
+) -> None:
+    """Which host gets which deployment, variant, runtime, policy and delivery."""
+    from slmops_bp.commands import plan as command
+
+    sys.exit(command.run(blueprints, inventory, fmt, locked, lock_path))
+
+
+@cli.command()
+@click.argument("host")
+@_inventory_option
+@_blueprints_option
+@_format_option("text", "json")
+def explain(host: str, inventory: tuple[str, ...], blueprints: str, fmt: str) -> None:
+    """Why HOST gets what it gets: its class, every candidate variant, the overlays."""
+    from slmops_bp.commands import explain as command
+
+    sys.exit(command.run(host, blueprints, inventory, fmt))
+
+
+@cli.command()
+@_inventory_option
+@_blueprints_option
+@_lock_option
+def lock(inventory: tuple[str, ...], blueprints: str, lock_path: str) -> None:
+    """Record the planned variant, sha256, runtime and policy digest in bp.lock."""
+    from slmops_bp.commands import lock as command
+
+    sys.exit(command.run(blueprints, inventory, lock_path))
+
+
+@cli.command()
+@_inventory_option
+@_blueprints_option
+@click.option(
+    "-o", "--output", "output", required=True, metavar="DIR", help="A fresh directory to create."
+)
+@click.option("--pull", is_flag=True, help="Write a layout for ansible-pull instead.")
+def render(inventory: tuple[str, ...], blueprints: str, output: str, pull: bool) -> None:
+    """Write an ansible-runner private data dir (project/, inventory/, env/)."""
+    from slmops_bp.commands import render as command
+
+    sys.exit(command.run(blueprints, inventory, output, pull))
+
+
+_state_option = click.option(
+    "--state-dir",
+    "state_dir",
+    default=".bp",
+    show_default=True,
+    metavar="DIR",
+    help="Where bp keeps run dirs, the apply lock and the history database.",
+)
+
+
+@cli.command()
+@_inventory_option
+@_blueprints_option
+@click.option("-l", "--limit", "limit", metavar="PATTERN", help="Ansible host pattern.")
+@click.option("--check", is_flag=True, help="Ansible check mode: report, change nothing.")
+@click.option("--diff", is_flag=True, help="Show Ansible diffs of changed files.")
+@click.option("--locked", is_flag=True, help="Refuse a plan that differs from the lock file.")
+@_lock_option
+@click.option(
+    "--allow-downgrade", is_flag=True, help="Allow installing an older version than a device runs."
+)
+@_format_option("text", "json")
+@_state_option
+@click.option("--history-db", "history_db", metavar="FILE", help="Audit log (SQLite) path.")
+def apply(
+    inventory: tuple[str, ...],
+    blueprints: str,
+    limit: str | None,
+    check: bool,
+    diff: bool,
+    locked: bool,
+    lock_path: str,
+    allow_downgrade: bool,
+    fmt: str,
+    state_dir: str,
+    history_db: str | None,
+) -> None:
+    """Check, plan, render and run a staged rollout with health checks and rollback."""
+    from slmops_bp.commands import apply as command
+
+    opts = command.Options(
+        blueprints, inventory, limit, check, diff, locked, lock_path, allow_downgrade, fmt,
+        state_dir, history_db,
+    )  # fmt: skip
+    sys.exit(command.run(opts))
+
+
+@cli.command()
+@_format_option("text", "json")
+@_state_option
+@click.option("--history-db", "history_db", metavar="FILE", help="Audit log (SQLite) path.")
+@click.option("-n", "--last", "last", default=20, show_default=True, help="How many runs.")
+def history(fmt: str, state_dir: str, history_db: str | None, last: int) -> None:
+    """The local audit log of every apply: when, revision, plan, per-host outcome."""
+    from slmops_bp.commands import history as command
+
+    sys.exit(command.run(fmt, state_dir, history_db, last))
+
+
 def main() -> None:
     """Entry point: one top-level handler for environment failures (exit 2)."""
     from slmops_bp.diagnostics import EnvironmentFailure, UsageFailure

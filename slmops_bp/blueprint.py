@@ -1,0 +1,358 @@
+"""Documents → validated blueprints: the typed set every later stage reads.
+
+``parse_documents`` validates each loaded document against its kind's model and
+maps pydantic's errors back to YAML positions (never pydantic's own dump).
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from slmops_bp import API_VERSION
+from slmops_bp.diagnostics import Diagnostic, Severity, did_you_mean, error
+from slmops_bp.loader import Document
+from slmops_bp.model import (
+    KINDS,
+    DeploymentSpec,
+    DeviceClassSpec,
+    Metadata,
+    ModelSpec,
+    OverlaySpec,
+    PrivacyPolicySpec,
+    RuntimeSpec,
+)
+
+S = TypeVar("S", bound=BaseModel)
+Loc = tuple[str | int, ...]
+
+YAML11_BOOLS = {
+    "yes": "true", "no": "false", "on": "true", "off": "false", "y": "true", "n": "false",
+    "true": "true", "false": "false",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Entry(Generic[S]):
+    """One validated document of a kind, with the source it came from."""
+
+    kind: str
+    metadata: Metadata
+    spec: S
+    doc: Document
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def where(self) -> str:
+        line, _ = self.doc.pos(("metadata", "name"))
+        return f"{self.doc.path}:{line}"
+
+    def diag(
+        self,
+        code: str,
+        message: str,
+        loc: Loc = ("metadata", "name"),
+        *,
+        key: bool = False,
+        severity: Severity = Severity.ERROR,
+    ) -> Diagnostic:
+        line, column = self.doc.pos(loc, key=key)
+        return Diagnostic(self.doc.path, line, column, code, severity, message)
+
+
+@dataclass
+class BlueprintSet:
+    """Every valid document, by kind and name (insertion order = file order)."""
+
+    device_classes: dict[str, Entry[DeviceClassSpec]] = field(default_factory=dict)
+    runtimes: dict[str, Entry[RuntimeSpec]] = field(default_factory=dict)
+    models: dict[str, Entry[ModelSpec]] = field(default_factory=dict)
+    policies: dict[str, Entry[PrivacyPolicySpec]] = field(default_factory=dict)
+    deployments: dict[str, Entry[DeploymentSpec]] = field(default_factory=dict)
+    overlays: dict[str, Entry[OverlaySpec]] = field(default_factory=dict)
+    invalid: set[tuple[str, str]] = field(default_factory=set)
+    """(kind, name) of documents that failed validation: references to them are not reported."""
+
+    def table(self, kind: str) -> dict[str, Any]:
+        return {
+            "DeviceClass": self.device_classes,
+            "Runtime": self.runtimes,
+            "Model": self.models,
+            "PrivacyPolicy": self.policies,
+            "Deployment": self.deployments,
+            "Overlay": self.overlays,
+        }[kind]
+
+
+def parse_documents(docs: Iterable[Document]) -> tuple[BlueprintSet, list[Diagnostic]]:
+    bset = BlueprintSet()
+    diags: list[Diagnostic] = []
+    for doc in docs:
+        diags.extend(_parse_one(doc, bset))
+    return bset, diags
+
+
+def _parse_one(doc: Document, bset: BlueprintSet) -> list[Diagnostic]:
+    data = doc.data
+    head = _check_header(doc)
+    if head:
+        return head
+    kind = data["kind"]
+    try:
+        parsed = KINDS[kind].model_validate(data)
+    except ValidationError as exc:
+        meta = data.get("metadata")
+        if isinstance(meta, dict) and isinstance(meta.get("name"), str):
+            bset.invalid.add((kind, meta["name"]))
+        return map_validation_error(exc, doc, KINDS[kind])
+    table = bset.table(kind)
+    name = parsed.metadata.name
+    if name in table:
+        first = table[name]
+        line, col = doc.pos(("metadata", "name"))
+        return [
+            error(
+                "BP301",
+                f"duplicate {kind} name '{name}' (first defined at {first.where})",
+                doc.path,
+                line,
+                col,
+            )
+        ]
+    table[name] = Entry(kind, parsed.metadata, parsed.spec, doc)  # type: ignore[attr-defined]
+    return []
+
+
+def _check_header(doc: Document) -> list[Diagnostic]:
+    data = doc.data
+    out: list[Diagnostic] = []
+    api = data.get("apiVersion")
+    if api != API_VERSION:
+        if "apiVersion" not in data:
+            line, col = doc.line, doc.column
+            msg = f"missing 'apiVersion: {API_VERSION}'"
+        else:
+            line, col = doc.pos(("apiVersion",))
+            msg = f"unsupported apiVersion {api!r}: expected '{API_VERSION}'"
+        out.append(error("BP200", msg, doc.path, line, col))
+    kind = data.get("kind")
+    if kind not in KINDS:
+        if "kind" not in data:
+            out.append(
+                error(
+                    "BP207",
+                    f"missing 'kind' (one of {', '.join(KINDS)})",
+                    doc.path,
+                    doc.line,
+                    doc.column,
+                )
+            )
+        else:
+            line, col = doc.pos(("kind",))
+            hint = did_you_mean(str(kind), KINDS) if isinstance(kind, str) else ""
+            out.append(
+                error(
+                    "BP207",
+                    f"unknown kind {kind!r}{hint}; expected one of {', '.join(KINDS)}",
+                    doc.path,
+                    line,
+                    col,
+                )
+            )
+    return out
+
+
+# ---------------------------------------------------------------- error mapping
+
+_TYPE_NAMES = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "a boolean (true or false)",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "int_from_float": "an integer",
+    "none_required": "null",
+}
+_PATTERN_HINTS = {
+    "sha256": "64 lowercase hexadecimal digits",
+    "uri": "an https://, http:// or file:// URI",
+    "url": "an https:// or http:// URL",
+    "role": "an Ansible role name such as my_ns.my_coll.my_role",
+}
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"number {value!r}"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def _data_loc(data: Any, loc: Sequence[str | int]) -> Loc:
+    """Drop pydantic's union tags: keep only the steps that exist in the data."""
+    out: list[str | int] = []
+    node = data
+    for step in loc:
+        if isinstance(node, dict) and isinstance(step, str) and step in node:
+            out.append(step)
+            node = node[step]
+        elif isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
+            out.append(step)
+            node = node[step]
+        elif isinstance(node, dict) and isinstance(step, str):
+            out.append(step)  # a missing or unknown key: keep it, stop here
+            break
+        else:
+            continue
+    return tuple(out)
+
+
+def _model_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The pydantic model that holds the mapping at ``loc`` (for "did you mean")."""
+    current: Any = model
+    for step in loc:
+        if isinstance(step, int):
+            current = _unwrap(current, want_item=True)
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        info = current.model_fields.get(step)
+        if info is None:
+            return None
+        current = _unwrap(info.annotation, want_item=False)
+    current = _unwrap(current, want_item=False)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(tp: Any, *, want_item: bool) -> Any:
+    for _ in range(6):
+        origin = typing.get_origin(tp)
+        args = typing.get_args(tp)
+        if origin is typing.Annotated:
+            tp = args[0]
+        elif origin in (typing.Union, types.UnionType):
+            non_none = [a for a in args if a is not type(None)]
+            tp = non_none[0] if len(non_none) == 1 else tp
+            if len(non_none) != 1:
+                return tp
+        elif origin is list and want_item:
+            tp = args[0]
+            want_item = False
+        else:
+            return tp
+    return tp
+
+
+def map_validation_error(
+    exc: ValidationError, doc: Document, model: type[BaseModel], prefix: Loc = ()
+) -> list[Diagnostic]:
+    """pydantic errors → diagnostics at the YAML position of the offending key or value."""
+    return map_error_details(exc.errors(include_url=False), doc, model, prefix)
+
+
+def map_error_details(
+    errors: Iterable[ErrorDetails], doc: Document, model: type[BaseModel], prefix: Loc = ()
+) -> list[Diagnostic]:
+    """The same for some of one error's details (an overlay maps each to its own document)."""
+    out: dict[Loc, Diagnostic] = {}
+    for err in errors:
+        loc = _data_loc(doc.data, prefix + tuple(err["loc"]))
+        if loc in out:
+            continue
+        out[loc] = _one_error(err, loc, doc, model, prefix)
+    return list(out.values())
+
+
+def _one_error(
+    err: Any, loc: Loc, doc: Document, model: type[BaseModel], prefix: Loc
+) -> Diagnostic:
+    etype: str = err["type"]
+    value = err.get("input")
+    where = _where(loc)
+    key = False
+    if etype == "extra_forbidden":
+        parent = _model_at(model, loc[len(prefix) : -1])
+        options = list(parent.model_fields) if parent else []
+        code, key = "BP201", True
+        msg = f"{where}unknown field '{loc[-1]}'{did_you_mean(str(loc[-1]), options)}"
+        where_loc = loc
+    elif etype == "missing":
+        code, key, where_loc = "BP202", True, loc[:-1]
+        parent_where = _where(loc[:-1])
+        msg = f"{parent_where}missing required field '{loc[-1]}'"
+    elif etype in _TYPE_NAMES:
+        where_loc = loc
+        code, msg = _type_error(etype, value, doc, loc, where)
+    elif etype.startswith("bp_size") or etype.startswith("bp_duration") or etype == "bp_percent":
+        code, where_loc, msg = "BP206", loc, f"{where}{err['msg']}"
+    elif etype in ("bp_name", "bp_identifier"):
+        code, where_loc, msg = "BP205", loc, f"{where}{err['msg']}"
+    elif etype == "literal_error":
+        expected = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
+        hint = did_you_mean(value, expected) if isinstance(value, str) else ""
+        code, where_loc = "BP204", loc
+        msg = f"{where}invalid value {value!r}{hint}; expected one of: {', '.join(expected)}"
+    elif etype == "string_pattern_mismatch":
+        field_name = str(loc[-1]) if loc else ""
+        hint = _PATTERN_HINTS.get(field_name, f"a value matching {err['ctx']['pattern']}")
+        code, where_loc = "BP204", loc
+        msg = f"{where}invalid value {value!r}: expected {hint}"
+    elif etype in ("too_short", "too_long"):
+        code, where_loc = "BP204", loc
+        msg = f"{where}{err['msg'].replace('List', 'list')}"
+    else:
+        code, where_loc = "BP204", loc
+        msg = f"{where}invalid value {value!r}: {err['msg']}"
+    line, column = doc.pos(where_loc, key=key)
+    return Diagnostic(doc.path, line, column, code, Severity.ERROR, msg)
+
+
+def _type_error(etype: str, value: object, doc: Document, loc: Loc, where: str) -> tuple[str, str]:
+    expected = _TYPE_NAMES[etype]
+    raw = doc.raw(loc)
+    if etype == "string_type" and isinstance(value, int | float | bool):
+        text = raw if raw is not None else str(value)
+        return "BP209", (
+            f"{where}{text} is read as a {'boolean' if isinstance(value, bool) else 'number'}, "
+            f'not a string; quote it: "{text}"'
+        )
+    if etype == "bool_type" and isinstance(value, str) and value.lower() in YAML11_BOOLS:
+        return "BP209", (
+            f"{where}{value!r} is a string in YAML 1.2, not a boolean; "
+            f"write {YAML11_BOOLS[value.lower()]}"
+        )
+    if etype in ("int_type", "int_from_float") and isinstance(value, str) and value.isdigit():
+        return "BP203", f"{where}expected {expected}, got a quoted string; remove the quotes"
+    return "BP203", f"{where}expected {expected}, got {_describe(value)}"
+
+
+def _where(loc: Loc) -> str:
+    """A short human path for the message: ``spec.variants[0].artifact: ``."""
+    if not loc:
+        return ""
+    text = ""
+    for step in loc:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else step)
+    return f"{text}: "

@@ -1,0 +1,104 @@
+"""``bp plan``: which host gets which deployment, variant, runtime, policy, delivery."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from slmops_bp import lockfile, report
+from slmops_bp.diagnostics import Diagnostic, Severity, error, sort_unique
+from slmops_bp.pipeline import Planned, compile_and_plan
+from slmops_bp.plan import Plan
+
+
+def check_lock(plan: Plan, lock_path: Path) -> list[Diagnostic]:
+    """BP901: the plan differs from ``bp.lock`` (one diagnostic per difference)."""
+    if not lock_path.is_file():
+        return [error("BP902", f"no lock file at {lock_path}: run 'bp lock' first", str(lock_path))]
+    try:
+        locked = lockfile.load(lock_path)
+    except (ValueError, OSError) as exc:
+        return [error("BP902", f"cannot read the lock file: {exc}", str(lock_path))]
+    lines = lockfile.diff(locked, lockfile.lock_entries(plan))
+    return [
+        error("BP901", f"plan differs from the lock: {line} (run 'bp lock' to accept)",
+              str(lock_path), 1, 1)
+        for line in lines
+    ]  # fmt: skip
+
+
+def run(blueprints: str, inventory: Sequence[str], fmt: str, locked: bool, lock_path: str) -> int:
+    planned = compile_and_plan(blueprints, inventory)
+    if planned.plan is not None and locked:
+        planned.diagnostics = sort_unique(
+            planned.diagnostics + check_lock(planned.plan, Path(lock_path))
+        )
+    if fmt == "json":
+        write_json(planned, sys.stdout)
+    else:
+        if planned.plan is not None:
+            write_summary(planned.plan, sys.stdout)
+        report.write_text(planned.diagnostics, sys.stdout)
+        sys.stderr.write(f"{report.summary(planned.diagnostics)}\n")
+    return 0 if planned.ok else 1
+
+
+def write_json(planned: Planned, out: TextIO) -> None:
+    if planned.plan is None:
+        data = {"hosts": {}, "unmanaged": [], "diagnostics": []}
+    else:
+        data = planned.plan.as_json()
+    data["diagnostics"] = [d.as_dict() for d in planned.diagnostics]
+    json.dump(data, out, indent=2, sort_keys=False)
+    out.write("\n")
+
+
+def write_summary(plan: Plan, out: TextIO) -> None:
+    """A human summary in the spirit of ``terraform plan``."""
+    bset = plan.blueprints
+    managed = sum(1 for hp in plan.hosts.values() if hp.assignments)
+    out.write(
+        f"Plan: {len(plan.hosts)} hosts classified ({managed} with deployments), "
+        f"{len(plan.order)} deployments, {len(plan.unmanaged)} unmanaged\n"
+    )
+    per_dep: dict[str, dict[str, Counter[tuple[str, str, str, str, tuple[str, ...]]]]]
+    per_dep = defaultdict(lambda: defaultdict(Counter))
+    for hp in plan.hosts.values():
+        for a in hp.assignments:
+            key = (a.variant, a.runtime, a.accelerator, a.delivery, a.overlays)
+            per_dep[a.deployment][hp.device_class][key] += 1
+    for dep in plan.order:
+        spec = bset.deployments[dep].spec
+        model = bset.models.get(spec.model)
+        version = model.spec.version if model else "?"
+        out.write(
+            f"\n  deployment {dep}  (model {spec.model} {version}, privacy {spec.privacy}, "
+            f"priority {spec.priority})\n"
+        )
+        if dep not in per_dep:
+            out.write("    no host\n")
+            continue
+        for cls in sorted(per_dep[dep]):
+            counts = per_dep[dep][cls]
+            out.write(f"    class {cls}: {sum(counts.values())} hosts\n")
+            for (variant, runtime, accel, delivery, overlays), n in sorted(counts.items()):
+                extra = f", overlays {'+'.join(overlays)}" if overlays else ""
+                what = f"{variant} on {runtime}/{accel}"
+                out.write(
+                    f"      + {what:<40} {n:>6} host{'s' * (n != 1)}  delivery {delivery}{extra}\n"
+                )
+        batches = plan.stages.get(dep, [])
+        if batches:
+            stages = ", ".join(f"{i}: {len(b)}" for i, b in enumerate(batches, start=1))
+            out.write(f"    stages (hosts per stage): {stages}\n")
+    if plan.unmanaged:
+        shown = ", ".join(plan.unmanaged[:10]) + (" ..." if len(plan.unmanaged) > 10 else "")
+        out.write(f"\n  unmanaged ({len(plan.unmanaged)}): {shown}\n")
+    warnings = sum(1 for d in plan.diagnostics if d.severity is Severity.WARNING)
+    if warnings:
+        out.write(f"\n  {warnings} warning(s) below\n")
+    out.write("\n")

@@ -1,0 +1,27 @@
+"""``bp render``: the plan as an ansible-runner private data dir."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from slmops_bp import report
+from slmops_bp.pipeline import compile_and_plan
+
+
+def run(blueprints: str, inventory: Sequence[str], output: str, pull: bool) -> int:
+    from slmops_bp.render import render
+
+    planned = compile_and_plan(blueprints, inventory)
+    report.write_text(planned.diagnostics, sys.stdout)
+    if not planned.ok or planned.plan is None:
+        sys.stderr.write(f"nothing rendered: {report.summary(planned.diagnostics)}\n")
+        return 1
+    render(planned.plan, Path(output), pull=pull)
+    hosts = sum(1 for hp in planned.plan.hosts.values() if hp.assignments)
+    sys.stderr.write(
+        f"rendered {output}: {hosts} hosts, {len(planned.plan.combos)} combinations; run it with\n"
+        f"  ansible-playbook -i {output}/inventory {output}/project/site.yml\n"
+    )
+    return 0

@@ -1,0 +1,133 @@
+"""The local audit log: every ``bp apply`` / ``bp rollback`` in an SQLite file."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    command TEXT NOT NULL,
+    revision TEXT,
+    plan_digest TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    halted_at_stage INTEGER,
+    halt_reason TEXT,
+    user TEXT
+);
+CREATE TABLE IF NOT EXISTS host_results (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    host TEXT NOT NULL,
+    status TEXT NOT NULL,
+    changed INTEGER NOT NULL,
+    stage INTEGER NOT NULL,
+    assignments TEXT NOT NULL,
+    PRIMARY KEY (run_id, host)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    started_at: str
+    finished_at: str
+    command: str
+    revision: str | None
+    plan_digest: str
+    outcome: str
+    halted_at_stage: int | None
+    halt_reason: str | None
+    user: str | None
+    hosts: dict[str, dict[str, Any]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def git_revision(path: Path) -> str | None:
+    """The blueprint repository's HEAD (with ``-dirty`` when it has changes), if any."""
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", str(path), "status", "--porcelain"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return rev + ("-dirty" if dirty else "")
+
+
+def _connect(db: Path) -> sqlite3.Connection:
+    db.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(db), timeout=30)
+    conn.executescript(SCHEMA)
+    return conn
+
+
+def record(
+    db: Path,
+    *,
+    started_at: str,
+    finished_at: str,
+    command: str,
+    revision: str | None,
+    plan_digest: str,
+    outcome: str,
+    halted_at_stage: int | None,
+    halt_reason: str | None,
+    user: str | None,
+    hosts: Mapping[str, Mapping[str, Any]],
+) -> int:
+    with closing(_connect(db)) as conn, conn:
+        cur = conn.execute(
+            "INSERT INTO runs (started_at, finished_at, command, revision, plan_digest, outcome,"
+            " halted_at_stage, halt_reason, user) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (started_at, finished_at, command, revision, plan_digest, outcome,
+             halted_at_stage, halt_reason, user),
+        )  # fmt: skip
+        run_id = int(cur.lastrowid or 0)
+        conn.executemany(
+            "INSERT INTO host_results (run_id, host, status, changed, stage, assignments)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (run_id, host, h["status"], h["changed"], h["stage"],
+                 json.dumps(h.get("assignments", []), sort_keys=True))
+                for host, h in sorted(hosts.items())
+            ],
+        )  # fmt: skip
+    return run_id
+
+
+def runs(db: Path, limit: int = 20) -> Iterator[Run]:
+    if not db.is_file():
+        return
+    with closing(_connect(db)) as conn:
+        rows = conn.execute(
+            "SELECT id, started_at, finished_at, command, revision, plan_digest, outcome,"
+            " halted_at_stage, halt_reason, user FROM runs ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        for row in rows:
+            hosts = {
+                host: {"status": status, "changed": changed, "stage": stage,
+                       "assignments": json.loads(assignments)}
+                for host, status, changed, stage, assignments in conn.execute(
+                    "SELECT host, status, changed, stage, assignments FROM host_results"
+                    " WHERE run_id = ? ORDER BY host",
+                    (row[0],),
+                )
+            }  # fmt: skip
+            yield Run(*row, hosts=hosts)
