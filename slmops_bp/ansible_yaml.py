@@ -12,6 +12,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+class Ordered(dict[str, Any]):
+    """A mapping written in insertion order (where order means something, e.g. the
+    hosts of a group, which Ansible's ``serial`` takes in that order)."""
+
+
+def _keys(value: Mapping[str, Any]) -> list[str]:
+    return list(value) if isinstance(value, Ordered) else sorted(value)
+
+
 _ESCAPES = {
     "\\": "\\\\",
     '"': '\\"',
@@ -85,7 +94,7 @@ def _emit(value: Any, indent: int, lines: list[str], head: str) -> None:
     pad = "  " * indent
     if isinstance(value, Mapping) and value:
         lines.append(head)
-        for key in sorted(value):
+        for key in _keys(value):
             _emit(value[key], indent + 1, lines, f"{pad}{_key(key)}:")
     elif _is_container(value) and value:
         lines.append(head)

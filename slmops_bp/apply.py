@@ -20,8 +20,8 @@ from slmops_bp.diagnostics import EnvironmentFailure
 from slmops_bp.plan import Plan
 from slmops_bp.stages import allowed_failures
 
-ROLLED_BACK_MARK = "rolled back"
-PLAY_PREFIX = "deploy "
+ROLLED_BACK_MARK = "slmops.bp rolled back"
+PLAY_PREFIX = "Deploy "
 
 
 @dataclass
@@ -217,7 +217,9 @@ def run_playbook(
             on_event(event)
         return False  # do not keep event files: we already folded the event
 
+    bin_dir = str(Path(ansible_playbook()).parent)
     runner = ansible_runner.run(
+        envvars={"PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")},
         private_data_dir=str(private_data_dir),
         playbook=playbook,
         inventory=list(inventories),
@@ -228,4 +230,21 @@ def run_playbook(
         quiet=True,
         rotate_artifacts=1,
     )
-    return int(runner.rc or 0), str(runner.status)
+    rc = int(runner.rc or 0)
+    if rc == 127 or runner.status == "error" and rc != 0 and rc not in (1, 2, 4, 8):
+        raise EnvironmentFailure(f"ansible-playbook could not run (rc {rc}, {runner.status})")
+    return rc, str(runner.status)
+
+
+def ansible_playbook() -> str:
+    """The ansible-playbook of this environment (next to our Python), else the one on PATH."""
+    import shutil
+    import sys
+
+    local = Path(sys.executable).parent / "ansible-playbook"
+    if local.is_file():
+        return str(local)
+    found = shutil.which("ansible-playbook")
+    if found is None:
+        raise EnvironmentFailure("ansible-playbook is not installed (pip install ansible-core)")
+    return found

@@ -211,6 +211,76 @@ def history(fmt: str, state_dir: str, history_db: str | None, last: int) -> None
     sys.exit(command.run(fmt, state_dir, history_db, last))
 
 
+@cli.command()
+@click.argument("directory", default="slmops-fleet", metavar="[DIR]")
+@click.option("--port", default=8642, show_default=True, help="Port of the local artifact server.")
+@click.option("--force", is_flag=True, help="Write into a non-empty DIR.")
+def init(directory: str, port: int, force: bool) -> None:
+    """A new blueprint repo with examples and a simulated local fleet."""
+    from slmops_bp.commands import init as command
+
+    sys.exit(command.run(directory, port, force))
+
+
+@cli.command()
+@click.argument("directory", default="artifacts", metavar="[DIR]")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8642, show_default=True, help="Port to listen on.")
+@click.option("--quiet", is_flag=True, help="Do not log requests.")
+def serve(directory: str, host: str, port: int, quiet: bool) -> None:
+    """Serve artifact files over HTTP (for a simulated fleet on this machine)."""
+    from slmops_bp.commands import serve as command
+
+    sys.exit(command.run(directory, host, port, quiet))
+
+
+@cli.command()
+@_inventory_option
+@_blueprints_option
+@click.option("-l", "--limit", "limit", metavar="PATTERN", help="Ansible host pattern.")
+@_format_option("text", "json", "prometheus")
+@click.option(
+    "-o", "--output", "output", metavar="FILE",
+    help="Write the json/prometheus output atomically to FILE (node_exporter textfile collector).",
+)  # fmt: skip
+@_state_option
+def status(
+    inventory: tuple[str, ...],
+    blueprints: str,
+    limit: str | None,
+    fmt: str,
+    output: str | None,
+    state_dir: str,
+) -> None:
+    """What each device runs now (read from the device), its health, and drift from the plan."""
+    from slmops_bp.commands import status as command
+
+    sys.exit(command.run(blueprints, inventory, fmt, limit, state_dir, output))
+
+
+@cli.command()
+@click.argument("deployment")
+@_inventory_option
+@_blueprints_option
+@click.option("-l", "--limit", "limit", metavar="PATTERN", help="Ansible host pattern.")
+@_format_option("text", "json")
+@_state_option
+@click.option("--history-db", "history_db", metavar="FILE", help="Audit log (SQLite) path.")
+def rollback(
+    deployment: str,
+    inventory: tuple[str, ...],
+    blueprints: str,
+    limit: str | None,
+    fmt: str,
+    state_dir: str,
+    history_db: str | None,
+) -> None:
+    """Switch DEPLOYMENT back to the previous version kept on the devices, and check health."""
+    from slmops_bp.commands import rollback as command
+
+    sys.exit(command.run(deployment, blueprints, inventory, limit, fmt, state_dir, history_db))
+
+
 def main() -> None:
     """Entry point: one top-level handler for environment failures (exit 2)."""
     from slmops_bp.diagnostics import EnvironmentFailure, UsageFailure

@@ -56,7 +56,7 @@ def _name(value: object) -> str:
     if len(value) > NAME_MAX or not re.match(NAME_PATTERN, value):
         raise PydanticCustomError(
             "bp_name",
-            "invalid name {name!r}: use at most 63 lowercase letters, digits and '-', "
+            "invalid name '{name}': use at most 63 lowercase letters, digits and '-', "
             "starting and ending with a letter or digit",
             {"name": value},
         )
@@ -69,7 +69,7 @@ def _group(value: object) -> str:
     _reject_control(value, "group name")
     if not re.match(GROUP_PATTERN, value):
         raise PydanticCustomError(
-            "bp_name", "invalid inventory group name {name!r}", {"name": value}
+            "bp_name", "invalid inventory group name '{name}'", {"name": value}
         )
     return value
 
@@ -80,7 +80,8 @@ def _text(value: object) -> str:
     for ch in value:
         if _BAD_CHARS.match(ch):
             raise PydanticCustomError(
-                "bp_identifier", "text contains a bidi control character U+{code:04X}",
+                "bp_identifier",
+                "text contains a bidi control character U+{code:04X}",
                 {"code": ord(ch)},
             )
     return value
@@ -209,7 +210,8 @@ class RuntimeSpec(Strict):
             )
         if self.engine != "custom" and self.role:
             raise PydanticCustomError(
-                "bp_role", "'role' is only for engine 'custom' (engine is {engine!r})",
+                "bp_role",
+                "'role' is only for engine 'custom' (engine is '{engine}')",
                 {"engine": self.engine},
             )
         return self

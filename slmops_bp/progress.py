@@ -6,12 +6,11 @@ import sys
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from slmops_bp.apply import PLAY_PREFIX
 from slmops_bp.plan import Plan
 
 if TYPE_CHECKING:
     from slmops_bp.apply import _Tracker
-
-PLAY_PREFIX = "deploy "
 
 
 class Progress:

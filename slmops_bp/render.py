@@ -163,12 +163,13 @@ def inventory_data(plan: Plan) -> tuple[dict[str, Any], list[str]]:
             a.deployment: {"combo": a.combo, "stage": a.stage} for a in hp.assignments
         }
         hosts[name] = host_vars
-    children: dict[str, Any] = {}
+    children: dict[str, Any] = {"bp_managed": {"hosts": {h: {} for h in sorted(hosts)}}}
     for dep in plan.order:
         batches = plan.stages.get(dep, [])
         if batches:
             # hosts listed in stage order: Ansible's ``serial`` takes them in this order
-            children[group_name(dep)] = {"hosts": {h: {} for b in batches for h in b}}
+            ordered = ansible_yaml.Ordered((h, {}) for b in batches for h in b)
+            children[group_name(dep)] = {"hosts": ordered}
     return {"all": {"hosts": hosts, "children": children}}, sorted(dropped)
 
 
@@ -203,12 +204,6 @@ def _jinja_env(templates: Path) -> Any:
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
-        block_start_string="[%",
-        block_end_string="%]",
-        variable_start_string="[[",
-        variable_end_string="]]",
-        comment_start_string="[#",
-        comment_end_string="#]",
     )
 
 
@@ -228,12 +223,12 @@ def render_files(plan: Plan, *, pull: bool = False) -> dict[str, str]:
     files = {
         "project/site.yml": env.get_template("site.yml.j2").render(context),
         "project/rollback.yml": env.get_template("rollback.yml.j2").render(context),
+        "project/status.yml": env.get_template("status.yml.j2").render(context),
         "project/vars/bp.yml": ansible_yaml.dump(project_vars(plan), header=HEADER),
         "inventory/hosts.yml": ansible_yaml.dump(inventory, unsafe=False, header=note),
         "env/envvars": ansible_yaml.dump(
             {"ANSIBLE_RETRY_FILES_ENABLED": "false", "ANSIBLE_NOCOLOR": "true"}, unsafe=False
         ),
-        "env/settings": ansible_yaml.dump({"suppress_ansible_output": False}, unsafe=False),
     }
     return files
 

@@ -110,7 +110,7 @@ def _apply(plan: Plan, opts: Options, state_dir: Path) -> Outcome:
             limit=opts.limit,
             check=opts.check,
             diff=opts.diff,
-            extravars={"bp_allow_downgrade": opts.allow_downgrade},
+            extravars={"bp_allow_downgrade": opts.allow_downgrade, "bp_max_fail_percentage": 100},
             on_event=on_event,
         )
     outcome = judge(plan, tracker, rc, status)

@@ -1,0 +1,73 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: slmops-bp contributors
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: bp_state
+short_description: Read what a device runs (every deployment's state and policy evidence)
+version_added: "0.1.0"
+description:
+  - Reads C(<root>/state/<deployment>.json) and C(<root>/state/<deployment>.policy.json) for every
+    deployment on the device, and where C(<root>/models/<deployment>/current) points.
+  - Changes nothing; used by C(bp status).
+author: slmops-bp contributors
+options:
+  root:
+    description: The device's C(bp_root).
+    type: path
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Read the device state
+  slmops.bp.bp_state:
+    root: /opt/slmops
+"""
+
+RETURN = r"""
+deployments:
+  description: Deployment name to its state, policy evidence and current release.
+  returned: always
+  type: dict
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.slmops.bp.plugins.module_utils.bp_files import read_json
+
+
+def read_states(root):
+    state_dir = os.path.join(root, "state")
+    found = {}
+    if not os.path.isdir(state_dir):
+        return found
+    for name in sorted(os.listdir(state_dir)):
+        if not name.endswith(".json") or name.endswith(".policy.json") or name.startswith("."):
+            continue
+        deployment = name[: -len(".json")]
+        link = os.path.join(root, "models", deployment, "current")
+        target = os.readlink(link) if os.path.islink(link) else None
+        found[deployment] = {
+            "state": read_json(os.path.join(state_dir, name)),
+            "policy": read_json(os.path.join(state_dir, deployment + ".policy.json")),
+            "current": target,
+            "current_exists": bool(target) and os.path.exists(link),
+        }
+    return found
+
+
+def main():
+    module = AnsibleModule(argument_spec={"root": {"type": "path", "required": True}},
+                           supports_check_mode=True)
+    module.exit_json(changed=False, deployments=read_states(module.params["root"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""``bp init [DIR]``: a new blueprint repository with a simulated local fleet.
+
+The fleet is three inventory hosts on this machine (``ansible_connection:
+local``), each with its own ``bp_root``, ``bp_facts`` for its hardware and
+``bp_service_manager: none``; the model is a tiny real ONNX language model that
+``bp serve`` publishes on 127.0.0.1.  ``bp apply`` then works at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from importlib import resources
+from pathlib import Path
+
+from slmops_bp.diagnostics import UsageFailure
+
+DEFAULT_PORT = 8642
+ONNXRUNTIME_DEFAULT = "1.20.1"
+MODELS = {
+    "fp32-onnx": ("tiny-lm-fp32.onnx", "fp32", "1.0", "768MiB"),
+    "small-onnx": ("tiny-lm-small.onnx", "fp32", "0.8", "256MiB"),
+}
+
+BLUEPRINTS = """\
+# yaml-language-server: $schema=../schemas/blueprint.json
+# A simulated fleet on this machine: edit, then `bp validate`, `bp plan -i inventory`, `bp apply -i inventory`.
+apiVersion: slmops.bp/v1
+kind: DeviceClass
+metadata:
+  name: sim-arm-4g
+  description: Simulated 4 GiB ARM board (CPU only).
+spec:
+  match: {{groups: [arm_boards]}}
+  arch: aarch64
+  memory: 4GiB
+  reserve: 512MiB
+  storage: 16GiB
+  runtimes: [onnxruntime]
+---
+apiVersion: slmops.bp/v1
+kind: DeviceClass
+metadata:
+  name: sim-x86-16g
+  description: Simulated 16 GiB x86 box.
+spec:
+  match: {{groups: [x86_boxes]}}
+  arch: x86_64
+  memory: 16GiB
+  storage: 64GiB
+  runtimes: [onnxruntime]
+  encrypted_storage: true
+---
+apiVersion: slmops.bp/v1
+kind: Runtime
+metadata:
+  name: onnxruntime
+spec:
+  engine: onnxruntime
+  version: "{ort_version}"
+  formats: [onnx]
+  accelerators: [cpu]
+  telemetry: none
+---
+apiVersion: slmops.bp/v1
+kind: Model
+metadata:
+  name: tiny-lm
+  description: A tiny ONNX language model (token ids in, logits out).
+spec:
+  version: "1.0.0"
+  task: text-generation
+  license: apache-2.0
+  variants:
+{variants}
+---
+apiVersion: slmops.bp/v1
+kind: PrivacyPolicy
+metadata:
+  name: local-only
+spec:
+  residency: device
+  telemetry: none
+  egress:
+    default: deny
+    allow: ["127.0.0.1:{port}"]
+  logging: {{prompts: false, outputs: false, retention: 7d}}
+  encryption_at_rest: preferred
+  model_sources: ["http://127.0.0.1:{port}/*"]
+  licenses: [apache-2.0, mit]
+---
+apiVersion: slmops.bp/v1
+kind: Deployment
+metadata:
+  name: assistant
+  description: The tiny assistant on every simulated device.
+spec:
+  model: tiny-lm
+  deviceClasses: [sim-arm-4g, sim-x86-16g]
+  privacy: local-only
+  variants: {{prefer: quality}}
+  runtime:
+    params: {{threads: 1}}
+  rollout:
+    stages: [1, 100%]
+    max_failures: 0
+    health:
+      prompt: "Reply with OK."
+      timeout: 60s
+      min_tokens_per_s: 1
+    on_failure: rollback
+  keep: 2
+"""
+
+VARIANT = """\
+    - name: {name}
+      format: onnx
+      precision: {precision}
+      artifact:
+        uri: http://127.0.0.1:{port}/tiny-lm/1.0.0/{file}
+        sha256: {sha256}
+        size: {size}B
+      memory: {memory}
+      accelerators: [cpu]
+      quality: {quality}"""
+
+INVENTORY = """\
+# A simulated fleet: every host is this machine, each with its own bp_root.
+all:
+  vars:
+    ansible_connection: local
+    ansible_python_interpreter: "{python}"
+    bp_service_manager: none
+  children:
+    arm_boards:
+      hosts:
+        sim-arm-01:
+          bp_root: "{root}/.fleet/sim-arm-01"
+          bp_facts: {{arch: aarch64, memory: 4GiB, storage_free: 12GiB}}
+        sim-arm-02:
+          bp_root: "{root}/.fleet/sim-arm-02"
+          bp_facts: {{arch: aarch64, memory: 4GiB, storage_free: 12GiB}}
+    x86_boxes:
+      hosts:
+        sim-x86-01:
+          bp_root: "{root}/.fleet/sim-x86-01"
+          bp_facts: {{arch: x86_64, memory: 16GiB, storage_free: 40GiB}}
+"""
+
+README = """\
+# A slmops-bp blueprint repository (simulated fleet)
+
+    bp serve artifacts --port {port} &     # publish the model files on 127.0.0.1
+    bp validate                             # check the blueprints
+    bp plan -i inventory/hosts.yml          # who gets what, and why
+    bp apply -i inventory/hosts.yml         # staged rollout with health checks
+    bp status -i inventory/hosts.yml        # what runs where, drift, health
+
+Devices live under `.fleet/<host>/` (their `bp_root`).
+"""
+
+
+def onnxruntime_version() -> str:
+    """The onnxruntime version pip can install fastest here (already cached), else a default."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("onnxruntime")
+    except PackageNotFoundError:
+        return ONNXRUNTIME_DEFAULT
+
+
+def run(directory: str, port: int, force: bool) -> int:
+    root = Path(directory).absolute()
+    if root.exists() and any(root.iterdir()) and not force:
+        raise UsageFailure(f"{root} is not empty (use --force to write into it anyway)")
+    data = resources.files("slmops_bp") / "data"
+    artifacts = root / "artifacts" / "tiny-lm" / "1.0.0"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    variants = []
+    for name, (file, precision, quality, memory) in MODELS.items():
+        blob = (data / file).read_bytes()
+        (artifacts / file).write_bytes(blob)
+        variants.append(
+            VARIANT.format(
+                name=name, precision=precision, port=port, file=file,
+                sha256=hashlib.sha256(blob).hexdigest(), size=len(blob),
+                memory=memory, quality=quality,
+            )  # fmt: skip
+        )
+    files = {
+        "blueprints/fleet.yaml": BLUEPRINTS.format(
+            ort_version=onnxruntime_version(), variants="\n".join(variants), port=port
+        ),
+        "inventory/hosts.yml": INVENTORY.format(python=sys.executable, root=root),
+        "README.md": README.format(port=port),
+        ".gitignore": ".bp/\n.fleet/\n",
+    }
+    from slmops_bp import schema
+
+    schema.write(root / "schemas")
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    sys.stderr.write(
+        f"created {root}: blueprints/, inventory/hosts.yml (3 simulated hosts), artifacts/\n"
+        f"next: cd {directory} && bp serve artifacts --port {port} & bp apply -i inventory/hosts.yml\n"
+    )
+    return 0

@@ -1,0 +1,33 @@
+"""``bp serve DIR``: publish artifact files over HTTP on this machine (for simulated fleets)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from slmops_bp.diagnostics import UsageFailure
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+def run(directory: str, host: str, port: int, quiet: bool) -> int:
+    root = Path(directory)
+    if not root.is_dir():
+        raise UsageFailure(f"{directory} is not a directory")
+    handler = functools.partial(
+        _QuietHandler if quiet else SimpleHTTPRequestHandler, directory=str(root)
+    )
+    with ThreadingHTTPServer((host, port), handler) as server:
+        sys.stderr.write(f"serving {root.absolute()} on http://{host}:{port}/ (Ctrl-C stops)\n")
+        sys.stderr.flush()
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+    return 0

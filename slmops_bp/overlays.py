@@ -1,0 +1,274 @@
+"""Overlays: local adaptations of a deployment, deep-merged within guardrails (SPEC §2).
+
+An overlay's ``set`` is merged onto the deployment's raw ``spec`` (mappings merge
+key by key, lists and scalars replace, ``null`` resets a field to its default),
+broadest overlay first, and the result is validated as a ``DeploymentSpec``.
+Errors point into the overlay that wrote the offending key, else into the
+deployment.
+
+Guardrails: ``set`` may not change ``model``, ``deviceClasses`` or ``hosts``
+(BP601); ``set.privacy`` must be at least as strict as the deployment's policy
+(BP602); two overlays may not set the same field for the same hosts unless one's
+hosts are a strict subset of the other's (BP603).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence, Set
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from slmops_bp.blueprint import Entry, Loc, map_error_details
+from slmops_bp.diagnostics import Diagnostic
+from slmops_bp.model import DeploymentSpec, HostMatch, OverlaySpec, PrivacyPolicySpec
+from slmops_bp.policy import weaker_fields
+
+FIXED = {
+    "model": "change the deployment itself, or write another deployment",
+    "deviceClasses": "change the deployment itself, or write another deployment",
+    "hosts": "the overlay's own 'hosts' chooses where it applies",
+}
+"""Fields of a deployment that an overlay may not change, and what to do instead."""
+
+SET = ("spec", "set")
+
+
+def raw_set(overlay: Entry[OverlaySpec]) -> dict[str, Any]:
+    """The overlay's ``set`` as written (the data positions refer to)."""
+    spec = overlay.doc.data.get("spec")
+    value = spec.get("set") if isinstance(spec, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def merge(base: Any, top: Any) -> Any:
+    """Deep merge: mappings merge recursively, everything else in ``top`` replaces."""
+    if isinstance(base, dict) and isinstance(top, dict):
+        out = dict(base)
+        for key, value in top.items():
+            out[key] = merge(base[key], value) if key in base else value
+        return out
+    return top
+
+
+def leaf_paths(data: Any, prefix: Loc = ()) -> list[Loc]:
+    """Paths of the values a ``set`` writes: mappings recurse, lists and scalars are leaves."""
+    if not isinstance(data, dict):
+        return [prefix]
+    out: list[Loc] = []
+    for key, value in data.items():
+        out.extend(leaf_paths(value, (*prefix, key)))
+    return out
+
+
+def fixed_fields(overlay: Entry[OverlaySpec]) -> list[Diagnostic]:
+    """BP601: ``set`` names a field only the deployment decides."""
+    return [
+        overlay.diag(
+            "BP601",
+            f"an overlay may not change '{key}' of deployment '{overlay.spec.deployment}': "
+            f"{FIXED[key]}",
+            (*SET, key),
+            key=True,
+        )
+        for key in raw_set(overlay)
+        if key in FIXED
+    ]
+
+
+def effective_spec(
+    dep: Entry[DeploymentSpec], overlays: Sequence[Entry[OverlaySpec]]
+) -> tuple[DeploymentSpec | None, list[Diagnostic]]:
+    """The deployment's spec with ``overlays`` applied in order (broadest first).
+
+    Fields an overlay may not change are reported (BP601) and left out; the
+    merged spec is validated strictly, its errors located in the document that
+    wrote the offending value.  ``None`` when the merged spec is invalid.
+    """
+    diags: list[Diagnostic] = []
+    merged: Any = dep.doc.data.get("spec")
+    layers: list[dict[str, Any]] = []
+    for overlay in overlays:
+        diags += fixed_fields(overlay)
+        layer = {k: v for k, v in raw_set(overlay).items() if k not in FIXED}
+        layers.append(layer)
+        merged = merge(merged, layer)
+    if not layers:
+        return dep.spec, diags
+    try:
+        spec = DeploymentSpec.model_validate(merged)
+    except ValidationError as exc:
+        return None, diags + _locate(exc, merged, dep, overlays, layers)
+    return spec, diags
+
+
+def _locate(
+    exc: ValidationError,
+    merged: Any,
+    dep: Entry[DeploymentSpec],
+    overlays: Sequence[Entry[OverlaySpec]],
+    layers: Sequence[dict[str, Any]],
+) -> list[Diagnostic]:
+    by_origin: dict[int, list[ErrorDetails]] = defaultdict(list)
+    for err in exc.errors(include_url=False):
+        by_origin[_origin(_existing(merged, err["loc"]), layers)].append(err)
+    out: list[Diagnostic] = []
+    for index, errors in sorted(by_origin.items()):
+        if index < 0:
+            out += map_error_details(errors, dep.doc, DeploymentSpec, ("spec",))
+        else:
+            out += map_error_details(errors, overlays[index].doc, DeploymentSpec, SET)
+    return out
+
+
+def _existing(data: Any, loc: Sequence[str | int]) -> Loc:
+    """The steps of a pydantic loc that exist in ``data`` (union tags and missing keys dropped)."""
+    out: list[str | int] = []
+    node = data
+    for step in loc:
+        if _holds(node, step):
+            node = node[step]
+            out.append(step)
+        elif isinstance(node, dict):
+            break
+    return tuple(out)
+
+
+def _holds(node: Any, step: str | int) -> bool:
+    if isinstance(node, dict):
+        return step in node
+    return isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
+
+
+def _origin(path: Loc, layers: Sequence[dict[str, Any]]) -> int:
+    """The last overlay whose ``set`` wrote ``path``, or -1 for the deployment."""
+    if not path:
+        return -1
+    for index in range(len(layers) - 1, -1, -1):
+        if has_path(layers[index], path):
+            return index
+    return -1
+
+
+def has_path(data: Any, path: Loc) -> bool:
+    """Does ``path`` lead to a value in ``data``?"""
+    node = data
+    for step in path:
+        if not _holds(node, step):
+            return False
+        node = node[step]
+    return True
+
+
+# ---------------------------------------------------------------- privacy guardrail
+
+
+def privacy_guardrail(
+    overlay: Entry[OverlaySpec],
+    dep: Entry[DeploymentSpec],
+    policies: Mapping[str, Entry[PrivacyPolicySpec]],
+) -> list[Diagnostic]:
+    """BP602: ``set.privacy`` names a policy weaker than the deployment's on some field."""
+    name = raw_set(overlay).get("privacy")
+    if not isinstance(name, str) or name not in policies or dep.spec.privacy not in policies:
+        return []
+    weaker = weaker_fields(policies[name].spec, policies[dep.spec.privacy].spec)
+    if not weaker:
+        return []
+    return [
+        overlay.diag(
+            "BP602",
+            f"policy '{name}' is weaker than '{dep.spec.privacy}', the policy of deployment "
+            f"'{dep.name}': {'; '.join(str(w) for w in weaker)}; an overlay may only make "
+            "the policy stricter",
+            (*SET, "privacy"),
+        )
+    ]
+
+
+# ---------------------------------------------------------------- conflicts
+
+HostSet = Set[str] | None
+"""The hosts an overlay applies to (from the inventory), or None to compare selectors."""
+
+
+def overlay_conflicts(items: Sequence[tuple[Entry[OverlaySpec], HostSet]]) -> list[Diagnostic]:
+    """BP603: overlays of one deployment that set the same field for the same hosts.
+
+    With host sets (``bp plan``): an error when the sets intersect and neither is
+    a strict subset of the other (the narrower one wins).  Without (``None``,
+    ``bp validate``): an error when the ``hosts`` selectors are identical.
+    The diagnostic is at the later overlay's key, naming the earlier one.
+    """
+    by_dep: dict[str, list[tuple[Entry[OverlaySpec], HostSet]]] = defaultdict(list)
+    for item in items:
+        by_dep[item[0].spec.deployment].append(item)
+    out: list[Diagnostic] = []
+    for group in by_dep.values():
+        written = [_written(entry) for entry, _ in group]
+        for j in range(1, len(group)):
+            for i in range(j):
+                clash = _clash(group[i], group[j])
+                if clash:
+                    out += _conflict(group[i][0], group[j][0], written[i], written[j], clash)
+    return out
+
+
+def _written(overlay: Entry[OverlaySpec]) -> tuple[set[Loc], set[Loc]]:
+    """(leaves, every node on the way to a leaf) of the overlay's ``set``."""
+    data = {k: v for k, v in raw_set(overlay).items() if k not in FIXED}
+    leaves = set(leaf_paths(data))
+    nodes = {leaf[:n] for leaf in leaves for n in range(1, len(leaf) + 1)}
+    return leaves, nodes
+
+
+def _clash(a: tuple[Entry[OverlaySpec], HostSet], b: tuple[Entry[OverlaySpec], HostSet]) -> str:
+    """Why ``a`` and ``b`` apply to the same hosts with neither narrower, or ''."""
+    (ea, hosts_a), (eb, hosts_b) = a, b
+    if hosts_a is None or hosts_b is None:
+        same = selector_key(ea.spec.hosts) == selector_key(eb.spec.hosts)
+        return "identical 'hosts' selectors" if same else ""
+    common = hosts_a & hosts_b
+    if not common or hosts_a < hosts_b or hosts_b < hosts_a:
+        return ""
+    shown = sorted(common)
+    more = f" and {len(shown) - 3} more" if len(shown) > 3 else ""
+    return f"{len(shown)} host(s) in both: {', '.join(shown[:3])}{more}"
+
+
+def selector_key(match: HostMatch | None) -> object:
+    """Equal for selectors that pick the same hosts on their face (order-insensitive)."""
+    if match is None:
+        return None
+    return frozenset(match.groups), tuple(sorted((k, repr(v)) for k, v in match.hostvars.items()))
+
+
+def _conflict(
+    first: Entry[OverlaySpec],
+    second: Entry[OverlaySpec],
+    written_first: tuple[set[Loc], set[Loc]],
+    written_second: tuple[set[Loc], set[Loc]],
+    clash: str,
+) -> list[Diagnostic]:
+    (leaves_a, nodes_a), (leaves_b, nodes_b) = written_first, written_second
+    paths = {p for p in leaves_a if p in nodes_b} | {p for p in leaves_b if p in nodes_a}
+    return [
+        second.diag(
+            "BP603",
+            f"overlays '{first.name}' ({first.where}) and '{second.name}' both set "
+            f"{_dotted(path)} for the same hosts ({clash}); set it in one of them, or make "
+            "one's hosts a strict subset of the other's (the narrower wins)",
+            (*SET, *path),
+            key=True,
+        )
+        for path in sorted(paths, key=_dotted)
+    ]
+
+
+def _dotted(path: Loc) -> str:
+    text = ""
+    for step in path:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else step)
+    return text
