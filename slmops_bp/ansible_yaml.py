@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+
 class Ordered(dict[str, Any]):
     """A mapping written in insertion order (where order means something, e.g. the
     hosts of a group, which Ansible's ``serial`` takes in that order)."""

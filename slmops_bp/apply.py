@@ -22,6 +22,7 @@ from slmops_bp.stages import allowed_failures
 
 ROLLED_BACK_MARK = "slmops.bp rolled back"
 PLAY_PREFIX = "Deploy "
+PLAY_PREFIXES = (PLAY_PREFIX, "Roll back ")
 
 
 @dataclass
@@ -78,7 +79,10 @@ class _Tracker:
     stats: dict[str, Any] = field(default_factory=dict)
 
     def dep(self) -> str:
-        return self.current_play.removeprefix(PLAY_PREFIX)
+        for prefix in PLAY_PREFIXES:
+            if self.current_play.startswith(prefix):
+                return self.current_play.removeprefix(prefix)
+        return self.current_play
 
     def feed(self, event: dict[str, Any]) -> None:
         kind = event.get("event", "")
@@ -231,7 +235,7 @@ def run_playbook(
         rotate_artifacts=1,
     )
     rc = int(runner.rc or 0)
-    if rc == 127 or runner.status == "error" and rc != 0 and rc not in (1, 2, 4, 8):
+    if rc == 127 or (runner.status == "error" and rc != 0 and rc not in (1, 2, 4, 8)):
         raise EnvironmentFailure(f"ansible-playbook could not run (rc {rc}, {runner.status})")
     return rc, str(runner.status)
 

@@ -84,14 +84,15 @@ class BlueprintSet:
     """(kind, name) of documents that failed validation: references to them are not reported."""
 
     def table(self, kind: str) -> dict[str, Any]:
-        return {
+        tables: dict[str, dict[str, Any]] = {
             "DeviceClass": self.device_classes,
             "Runtime": self.runtimes,
             "Model": self.models,
             "PrivacyPolicy": self.policies,
             "Deployment": self.deployments,
             "Overlay": self.overlays,
-        }[kind]
+        }
+        return tables[kind]
 
 
 def parse_documents(docs: Iterable[Document]) -> tuple[BlueprintSet, list[Diagnostic]]:
@@ -215,12 +216,11 @@ def _data_loc(data: Any, loc: Sequence[str | int]) -> Loc:
     out: list[str | int] = []
     node = data
     for step in loc:
-        if isinstance(node, dict) and isinstance(step, str) and step in node:
+        if (isinstance(node, dict) and isinstance(step, str) and step in node) or (
+            isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
+        ):
             out.append(step)
-            node = node[step]
-        elif isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
-            out.append(step)
-            node = node[step]
+            node = node[step]  # type: ignore[index]
         elif isinstance(node, dict) and isinstance(step, str):
             out.append(step)  # a missing or unknown key: keep it, stop here
             break

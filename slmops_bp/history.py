@@ -130,4 +130,4 @@ def runs(db: Path, limit: int = 20) -> Iterator[Run]:
                     (row[0],),
                 )
             }  # fmt: skip
-            yield Run(*row, hosts=hosts)
+            yield Run(*row, hosts)  # type: ignore[call-arg]

@@ -134,6 +134,14 @@ CountOrPercent = Annotated[
 Scalar = str | int | float | bool
 
 
+def _cpu_only() -> list[AcceleratorName]:
+    return ["cpu"]
+
+
+def _all_at_once() -> list[int | q.Percent]:
+    return [q.Percent(100.0)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
@@ -197,7 +205,7 @@ class RuntimeSpec(Strict):
     engine: Engine
     version: Text
     formats: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]] = Field(min_length=1)
-    accelerators: list[AcceleratorName] = Field(default_factory=lambda: ["cpu"], min_length=1)
+    accelerators: list[AcceleratorName] = Field(default_factory=_cpu_only, min_length=1)
     telemetry: Literal["none", "opt-out", "on"] = "none"
     install: RuntimeInstall = Field(default_factory=RuntimeInstall)
     role: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+){0,2}$")] | None = None
@@ -238,7 +246,7 @@ class Variant(Strict):
     sparsity: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
     artifact: Artifact
     memory: Size
-    accelerators: list[AcceleratorName] = Field(default_factory=lambda: ["cpu"], min_length=1)
+    accelerators: list[AcceleratorName] = Field(default_factory=_cpu_only, min_length=1)
     quality: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
 
     @property
@@ -301,7 +309,7 @@ class Health(Strict):
 
 class Rollout(Strict):
     stages: list[CountOrPercent] = Field(
-        default_factory=lambda: [q.Percent(100.0)],
+        default_factory=_all_at_once,
         min_length=1,
         json_schema_extra={"default": ["100%"]},
     )
@@ -315,7 +323,7 @@ class Rollout(Strict):
 class DeploymentSpec(Strict):
     priority: int = 0
     model: Name
-    deviceClasses: list[Name] = Field(min_length=1)  # noqa: N815 - SPEC spelling
+    deviceClasses: list[Name] = Field(min_length=1)
     hosts: HostMatch | None = None
     privacy: Name
     variants: VariantPolicy = Field(default_factory=VariantPolicy)
@@ -339,7 +347,7 @@ class OverlaySpec(Strict):
 
 
 class _Document(Strict):
-    apiVersion: Literal["slmops.bp/v1"]  # noqa: N815
+    apiVersion: Literal["slmops.bp/v1"]
     metadata: Metadata
 
 

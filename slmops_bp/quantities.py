@@ -96,7 +96,8 @@ def parse_duration(value: object) -> float:
     text = value.strip()
     if not _DURATION_RE.match(text):
         raise QuantityError(
-            f"invalid duration {value!r}: use numbers with units ms, s, m, h, d, w (e.g. '90s', '1h30m')"
+            f"invalid duration {value!r}: use numbers with units ms, s, m, h, d, w "
+            "(e.g. '90s', '1h30m')"
         )
     return sum(float(n) * DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
 

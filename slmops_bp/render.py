@@ -223,6 +223,12 @@ def render_files(plan: Plan, *, pull: bool = False) -> dict[str, str]:
     files = {
         "project/site.yml": env.get_template("site.yml.j2").render(context),
         "project/rollback.yml": env.get_template("rollback.yml.j2").render(context),
+        **{
+            f"project/rollback-{d['name']}.yml": env.get_template("rollback.yml.j2").render(
+                {**context, "deployments": [d]}
+            )
+            for d in context["deployments"]
+        },
         "project/status.yml": env.get_template("status.yml.j2").render(context),
         "project/vars/bp.yml": ansible_yaml.dump(project_vars(plan), header=HEADER),
         "inventory/hosts.yml": ansible_yaml.dump(inventory, unsafe=False, header=note),

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from slmops_bp.cli import cli
 from slmops_bp.pipeline import Planned, compile_and_plan
-from slmops_bp.stages import assign_stages, batch_sizes
 from slmops_bp.quantities import Percent
+from slmops_bp.stages import assign_stages, batch_sizes
 
 SHA = "a" * 64
 BASE = """
@@ -144,7 +144,8 @@ def variant(planned: Planned, host: str, dep: str) -> str:
 def test_co_resident_models_fit_only_with_the_smaller_variants(tmp_path: Path) -> None:
     planned = make(tmp_path)
     assert planned.ok, planned.diagnostics
-    # small: 3.5GiB usable; chat (priority 10) first takes large (2GiB): 1.5GiB left, fp32 needs 1600MiB
+    # small: 3.5GiB usable; chat (priority 10) first takes large (2GiB):
+    # 1.5GiB left, fp32 needs 1600MiB
     assert variant(planned, "s1", "chat") == "large"
     assert variant(planned, "s1", "embed") == "int8"
     # big: everything fits, best quality everywhere
@@ -235,15 +236,19 @@ def test_overlay_that_matches_nobody(tmp_path: Path) -> None:
 
 def test_conflicting_overlays_are_an_error_unless_one_is_narrower(tmp_path: Path) -> None:
     inventory = INVENTORY + "\n[east]\ns2\ns3\n"
-    extra = overlay("a", "berlin", "{runtime: {params: {threads: 2}}}") + "---" + overlay(
-        "b", "east", "{runtime: {params: {threads: 4}}}"
+    extra = (
+        overlay("a", "berlin", "{runtime: {params: {threads: 2}}}")
+        + "---"
+        + overlay("b", "east", "{runtime: {params: {threads: 4}}}")
     )
     planned = make(tmp_path, extra, inventory=inventory)
     assert "BP603" in codes(planned)
 
     narrow_inv = INVENTORY + "\n[one]\ns1\n"
-    extra = overlay("a", "berlin", "{runtime: {params: {threads: 2}}}") + "---" + overlay(
-        "b", "one", "{runtime: {params: {threads: 4}}}"
+    extra = (
+        overlay("a", "berlin", "{runtime: {params: {threads: 2}}}")
+        + "---"
+        + overlay("b", "one", "{runtime: {params: {threads: 4}}}")
     )
     planned = make(tmp_path, extra, inventory=narrow_inv)
     assert planned.ok, planned.diagnostics
@@ -308,7 +313,8 @@ def test_plan_json_follows_the_spec(tmp_path: Path) -> None:
     bp = tmp_path / "blueprints"
     make(tmp_path)
     result = CliRunner().invoke(
-        cli, ["plan", "-i", str(tmp_path / "hosts.ini"), "--blueprints", str(bp), "--format", "json"]
+        cli,
+        ["plan", "-i", str(tmp_path / "hosts.ini"), "--blueprints", str(bp), "--format", "json"],
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
@@ -322,7 +328,8 @@ def test_plan_json_follows_the_spec(tmp_path: Path) -> None:
         assert set(d) >= {"name", "model", "version", "variant", "runtime", "accelerator",
                           "privacy", "delivery", "overlays", "stage"}  # fmt: skip
     again = CliRunner().invoke(
-        cli, ["plan", "-i", str(tmp_path / "hosts.ini"), "--blueprints", str(bp), "--format", "json"]
+        cli,
+        ["plan", "-i", str(tmp_path / "hosts.ini"), "--blueprints", str(bp), "--format", "json"],
     )
     assert again.output == result.output
 
@@ -365,7 +372,9 @@ def test_lock_and_locked_plan(tmp_path: Path) -> None:
     assert ok.exit_code == 0, ok.output
     # a change of the blueprints → the locked plan refuses with a diff
     base = (tmp_path / "blueprints" / "base.yaml").read_text()
-    (tmp_path / "blueprints" / "base.yaml").write_text(base.replace("quality: 0.97", "quality: 0.8"))
+    (tmp_path / "blueprints" / "base.yaml").write_text(
+        base.replace("quality: 0.97", "quality: 0.8")
+    )
     bad = CliRunner().invoke(cli, ["plan", *args, "--locked", "--lock-file", str(lock)])
     assert bad.exit_code == 1
     assert "BP901" in bad.output and "variant large → small" in bad.output

@@ -43,7 +43,8 @@ def test_format_size_round_trips(n: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("90s", 90), ("5m", 300), ("7d", 604800), ("1h30m", 5400), ("250ms", 0.25)]
+    ("text", "seconds"),
+    [("90s", 90), ("5m", 300), ("7d", 604800), ("1h30m", 5400), ("250ms", 0.25)],
 )
 def test_durations(text: str, seconds: float) -> None:
     assert q.parse_duration(text) == seconds

@@ -126,7 +126,14 @@ def _apply(plan: Plan, opts: Options, state_dir: Path) -> Outcome:
     return outcome
 
 
-def _record(plan: Plan, opts: Options, state_dir: Path, outcome: Outcome, started: str) -> None:
+def _record(
+    plan: Plan,
+    opts: Options,
+    state_dir: Path,
+    outcome: Outcome,
+    started: str,
+    command: str = "apply",
+) -> None:
     from slmops_bp import history
 
     db = Path(opts.history_db) if opts.history_db else history_path(state_dir)
@@ -143,7 +150,7 @@ def _record(plan: Plan, opts: Options, state_dir: Path, outcome: Outcome, starte
         db,
         started_at=started,
         finished_at=_now(),
-        command="apply" + (" --check" if opts.check else ""),
+        command=command + (" --check" if opts.check else ""),
         revision=history.git_revision(Path(opts.blueprints)),
         plan_digest=plan_digest(plan),
         outcome="ok" if outcome.ok else ("halted" if outcome.halted_at_stage else "failed"),

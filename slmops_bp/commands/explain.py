@@ -106,7 +106,10 @@ def run(host: str, blueprints: str, inventory: Sequence[str], fmt: str) -> int:
     diags = list(planned.diagnostics)
     if plan is not None and host not in plan.hosts:
         if host in plan.unmanaged:
-            msg = f"host '{host}' is unmanaged: no device class matches it and it has no bp_device_class"
+            msg = (
+                f"host '{host}' is unmanaged: no device class matches it "
+                "and it has no bp_device_class"
+            )
         elif host in plan.inventory.hosts:
             msg = f"host '{host}' has no device class (see the diagnostics)"
         else:

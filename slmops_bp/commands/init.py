@@ -24,7 +24,8 @@ MODELS = {
 
 BLUEPRINTS = """\
 # yaml-language-server: $schema=../schemas/blueprint.json
-# A simulated fleet on this machine: edit, then `bp validate`, `bp plan -i inventory`, `bp apply -i inventory`.
+# A simulated fleet on this machine: edit it, then
+#   bp validate && bp plan -i inventory/hosts.yml && bp apply -i inventory/hosts.yml
 apiVersion: slmops.bp/v1
 kind: DeviceClass
 metadata:
@@ -183,10 +184,15 @@ def run(directory: str, port: int, force: bool) -> int:
         (artifacts / file).write_bytes(blob)
         variants.append(
             VARIANT.format(
-                name=name, precision=precision, port=port, file=file,
-                sha256=hashlib.sha256(blob).hexdigest(), size=len(blob),
-                memory=memory, quality=quality,
-            )  # fmt: skip
+                name=name,
+                precision=precision,
+                port=port,
+                file=file,
+                sha256=hashlib.sha256(blob).hexdigest(),
+                size=len(blob),
+                memory=memory,
+                quality=quality,
+            )
         )
     files = {
         "blueprints/fleet.yaml": BLUEPRINTS.format(
@@ -205,6 +211,7 @@ def run(directory: str, port: int, force: bool) -> int:
         path.write_text(text, encoding="utf-8")
     sys.stderr.write(
         f"created {root}: blueprints/, inventory/hosts.yml (3 simulated hosts), artifacts/\n"
-        f"next: cd {directory} && bp serve artifacts --port {port} & bp apply -i inventory/hosts.yml\n"
+        f"next: cd {directory} && (bp serve artifacts --port {port} &) "
+        "&& bp apply -i inventory/hosts.yml\n"
     )
     return 0

@@ -7,7 +7,7 @@ import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from slmops_bp import lockfile, report
 from slmops_bp.diagnostics import Diagnostic, Severity, error, sort_unique
@@ -49,7 +49,7 @@ def run(blueprints: str, inventory: Sequence[str], fmt: str, locked: bool, lock_
 
 def write_json(planned: Planned, out: TextIO) -> None:
     if planned.plan is None:
-        data = {"hosts": {}, "unmanaged": [], "diagnostics": []}
+        data: dict[str, Any] = {"hosts": {}, "unmanaged": [], "diagnostics": []}
     else:
         data = planned.plan.as_json()
     data["diagnostics"] = [d.as_dict() for d in planned.diagnostics]
@@ -88,7 +88,9 @@ def write_summary(plan: Plan, out: TextIO) -> None:
             for (variant, runtime, accel, delivery, overlays), n in sorted(counts.items()):
                 extra = f", overlays {'+'.join(overlays)}" if overlays else ""
                 what = f"{variant} on {runtime}/{accel}"
-                out.write(f"      + {what:<40} {_count(n, 'host'):>11}  delivery {delivery}{extra}\n")
+                out.write(
+                    f"      + {what:<40} {_count(n, 'host'):>11}  delivery {delivery}{extra}\n"
+                )
         batches = plan.stages.get(dep, [])
         if batches:
             stages = ", ".join(f"{i}: {len(b)}" for i, b in enumerate(batches, start=1))

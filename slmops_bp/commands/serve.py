@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -12,7 +13,7 @@ from slmops_bp.diagnostics import UsageFailure
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -26,8 +27,6 @@ def run(directory: str, host: str, port: int, quiet: bool) -> int:
     with ThreadingHTTPServer((host, port), handler) as server:
         sys.stderr.write(f"serving {root.absolute()} on http://{host}:{port}/ (Ctrl-C stops)\n")
         sys.stderr.flush()
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
-        except KeyboardInterrupt:
-            pass
     return 0

@@ -102,7 +102,9 @@ def build_rows(plan: Plan, states: dict[str, dict[str, Any]], errors: dict[str, 
                 row.tokens_per_s = health.get("tokens_per_s")
                 row.checked_at = str(health.get("checked_at") or "")
                 privacy = state.get("privacy") or {}
-                row.policy_digest = str(privacy.get("digest") or "") if isinstance(privacy, dict) else ""
+                row.policy_digest = (
+                    str(privacy.get("digest") or "") if isinstance(privacy, dict) else ""
+                )
                 if not record.get("current"):
                     row.drift.append("no current release")
             if a is None:

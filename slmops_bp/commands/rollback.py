@@ -1,0 +1,68 @@
+"""``bp rollback DEPLOYMENT``: back to the previous version kept on the devices."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from slmops_bp import report
+from slmops_bp.apply import _Tracker, exclusive, judge, run_playbook
+from slmops_bp.commands.apply import Options, _now, _record, fresh_run_dir, prune_runs, write_table
+from slmops_bp.diagnostics import did_you_mean
+
+
+def run(
+    deployment: str,
+    blueprints: str,
+    inventory: Sequence[str],
+    limit: str | None,
+    fmt: str,
+    state_dir: str,
+    history_db: str | None,
+) -> int:
+    from slmops_bp.pipeline import compile_and_plan
+    from slmops_bp.render import render
+
+    planned = compile_and_plan(blueprints, inventory)
+    report.write_text(planned.diagnostics, sys.stderr if fmt == "json" else sys.stdout)
+    plan = planned.plan
+    if plan is None:
+        return 1
+    if deployment not in plan.stages or not plan.stages[deployment]:
+        hint = did_you_mean(deployment, plan.stages)
+        sys.stderr.write(f"bp: deployment '{deployment}' has no host in the plan{hint}\n")
+        return 1
+    plan.order = [deployment]  # only this deployment's hosts are judged
+    opts = Options(blueprints, inventory, limit=limit, fmt=fmt, state_dir=state_dir,
+                   history_db=history_db)  # fmt: skip
+    tracker = _Tracker()
+    started = _now()
+    with exclusive(Path(state_dir)):
+        run_dir = fresh_run_dir(Path(state_dir))
+        render(plan, run_dir)
+        sources = [os.path.abspath(s) for s in inventory]
+        sources.append(str((run_dir / "inventory" / "hosts.yml").absolute()))
+
+        def on_event(event: dict[str, Any]) -> None:
+            tracker.feed(event)
+
+        rc, status = run_playbook(
+            run_dir.absolute(), f"rollback-{deployment}.yml", sources, limit=limit,
+            extravars={"bp_max_fail_percentage": 100}, on_event=on_event,
+        )  # fmt: skip
+        outcome = judge(plan, tracker, rc, status)
+        outcome.hosts = {h: r for h, r in outcome.hosts.items()
+                         if any(h in b for b in plan.stages[deployment])}  # fmt: skip
+        outcome.private_data_dir = str(run_dir)
+        _record(plan, opts, Path(state_dir), outcome, started, command="rollback " + deployment)
+    prune_runs(Path(state_dir))
+    if fmt == "json":
+        json.dump(outcome.as_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        write_table(outcome, plan)
+    return 0 if outcome.ok else 1
