@@ -66,9 +66,8 @@ class Host:
 @dataclass
 class Inventory:
     hosts: dict[str, Host]  # sorted by name
-    groups: dict[
-        str, list[str]
-    ]  # group -> sorted host names, transitive; every group Ansible knows
+    # group -> sorted host names (transitive); every group Ansible knows, empty ones too
+    groups: dict[str, list[str]]
     sources: list[str]  # as given
     loader: LoaderKind = "fast"  # which path produced it
     fallback_reason: str | None = None  # why the fast path was not used (None when it was)
@@ -1088,12 +1087,11 @@ def _clear_vars_plugin_caches() -> None:
     """host_group_vars caches found/missing dirs per process; a long-lived process must not."""
     import sys
 
-    for module_name in ("ansible.plugins.vars.host_group_vars",):
-        module = sys.modules.get(module_name)
-        for cache_name in ("FOUND", "NAK", "CANONICAL_PATHS"):
-            cache = getattr(module, cache_name, None)
-            if isinstance(cache, dict | set):
-                cache.clear()
+    module = sys.modules.get("ansible.plugins.vars.host_group_vars")
+    for cache_name in ("FOUND", "NAK", "CANONICAL_PATHS"):
+        cache = getattr(module, cache_name, None)
+        if isinstance(cache, dict | set):
+            cache.clear()
 
 
 def _load_with_ansible(

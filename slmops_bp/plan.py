@@ -197,6 +197,7 @@ def build_plan(bset: BlueprintSet, inventory: Inventory) -> Plan:
     classes, unmanaged, diags = classify(bset, inventory)
     order = sorted(bset.deployments, key=lambda n: (-bset.deployments[n].spec.priority, n))
     targets = _targets(bset, inventory, classes, order)
+    target_sets = {dep: set(hosts) for dep, hosts in targets.items()}
     diags += _untargeted(bset, targets)
     per_host_overlays, overlay_diags = _overlays_per_host(bset, inventory, targets)
     diags += overlay_diags
@@ -208,7 +209,9 @@ def build_plan(bset: BlueprintSet, inventory: Inventory) -> Plan:
             continue
         cls = classes[host][0]
         deps = tuple(
-            (dep, per_host_overlays.get((host, dep), ())) for dep in order if host in targets[dep]
+            (dep, per_host_overlays.get((host, dep), ()))
+            for dep in order
+            if host in target_sets[dep]
         )
         groups[(cls, deps)].append(host)
         plan.hosts[host] = HostPlan(host, cls, classes[host][1])
