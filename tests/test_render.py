@@ -1,0 +1,181 @@
+"""`bp render`: golden tree, determinism, atomicity, data-not-templates, lint and syntax."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from slmops_bp import render as render_mod
+from slmops_bp.cli import cli
+from slmops_bp.pipeline import compile_and_plan
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden" / "example-render"
+COLLECTION = Path("project") / render_mod.COLLECTION
+UPDATE = os.environ.get("BP_UPDATE_GOLDEN") == "1"
+BIN = Path(sys.executable).parent
+
+
+def render_example(out: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["render", "-i", str(ROOT / "inventory" / "example.ini"), "--blueprints",
+         str(ROOT / "blueprints"), "-o", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
+def generated(tree: Path) -> list[Path]:
+    return sorted(
+        p.relative_to(tree)
+        for p in tree.rglob("*")
+        if p.is_file() and not p.relative_to(tree).is_relative_to(COLLECTION)
+    )
+
+
+def test_example_fleet_matches_the_golden_tree(tmp_path: Path) -> None:
+    """Set BP_UPDATE_GOLDEN=1 to accept a change (then review the diff in git)."""
+    out = tmp_path / "out"
+    render_example(out)
+    if UPDATE:
+        shutil.rmtree(GOLDEN, ignore_errors=True)
+        for rel in generated(out):
+            (GOLDEN / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(out / rel, GOLDEN / rel)
+    assert generated(out) == generated(GOLDEN)
+    for rel in generated(out):
+        assert (out / rel).read_bytes() == (GOLDEN / rel).read_bytes(), f"{rel} differs"
+    # the collection is a verbatim copy of the shipped content
+    cmp = filecmp.dircmp(out / COLLECTION, render_mod.content_root() / render_mod.COLLECTION,
+                         ignore=["__pycache__"])  # fmt: skip
+    assert not cmp.diff_files and not cmp.left_only
+
+
+def test_render_is_byte_identical_twice(tmp_path: Path) -> None:
+    render_example(tmp_path / "a")
+    render_example(tmp_path / "b")
+    files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*"))
+    files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*"))
+    assert files_a == files_b
+    for rel in files_a:
+        a, b = tmp_path / "a" / rel, tmp_path / "b" / rel
+        assert a.stat().st_mode == b.stat().st_mode
+        if a.is_file():
+            assert a.read_bytes() == b.read_bytes(), rel
+    text = "".join((tmp_path / "a" / rel).read_text() for rel in generated(tmp_path / "a"))
+    assert str(tmp_path) not in text  # no controller paths
+
+
+def test_render_refuses_a_non_empty_directory_and_leaves_it_alone(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "ansible.cfg").write_text("[defaults]\n")
+    result = CliRunner().invoke(
+        cli,
+        ["render", "-i", str(ROOT / "inventory" / "example.ini"), "--blueprints",
+         str(ROOT / "blueprints"), "-o", str(out)],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert sorted(os.listdir(out)) == ["ansible.cfg"]
+
+
+def test_a_failed_render_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    planned = compile_and_plan(str(ROOT / "blueprints"), [str(ROOT / "inventory" / "example.ini")])
+    assert planned.plan is not None
+    files = render_mod.render_files(planned.plan)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(render_mod, "_normalise", broken)
+    with pytest.raises(OSError):
+        render_mod.write_tree(files, tmp_path / "out")
+    assert os.listdir(tmp_path) == []
+
+
+def test_invalid_blueprints_render_nothing(tmp_path: Path) -> None:
+    bp = tmp_path / "bp"
+    shutil.copytree(ROOT / "blueprints", bp)
+    text = (bp / "deployments.yaml").read_text()
+    (bp / "deployments.yaml").write_text(text.replace("model: phi-4-mini", "model: phi-5", 1))
+    result = CliRunner().invoke(
+        cli,
+        ["render", "-i", str(ROOT / "inventory" / "example.ini"), "--blueprints", str(bp),
+         "-o", str(tmp_path / "out")],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "BP302" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_blueprint_values_are_unsafe_data_and_read_back_verbatim(tmp_path: Path) -> None:
+    """Every blueprint string reaches Ansible as !unsafe data that YAML 1.1 reads back exactly."""
+    from ansible.parsing.yaml.loader import AnsibleLoader
+
+    out = tmp_path / "out"
+    render_example(out)
+    text = (out / "project" / "vars" / "bp.yml").read_text()
+    assert '"bp_deployments": !unsafe' in text
+    loaded = yaml.load(text, Loader=AnsibleLoader)
+    plain = yaml.safe_load(text.replace("!unsafe", ""))
+    assert _plain(loaded) == plain
+    for combos in plain["bp_deployments"].values():
+        for data in combos.values():
+            assert isinstance(data["version"], str)
+            assert isinstance(data["artifact"]["sha256"], str)
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def test_secrets_are_never_written(tmp_path: Path) -> None:
+    inv = tmp_path / "hosts.ini"
+    inv.write_text(
+        (ROOT / "inventory" / "example.ini").read_text()
+        + "\n[rpi:vars]\nansible_password=hunter2\napi_token=abc123\n"
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli, ["render", "-i", str(inv), "--blueprints", str(ROOT / "blueprints"), "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    for path in out.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert b"hunter2" not in content and b"abc123" not in content, path
+    assert "ansible_password" in (out / "inventory" / "hosts.yml").read_text()  # named, not valued
+
+
+@pytest.mark.integration
+def test_rendered_tree_passes_syntax_check_and_ansible_lint(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    render_example(out)
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    for playbook in ("site.yml", "rollback.yml", "status.yml"):
+        proc = subprocess.run(
+            [str(BIN / "ansible-playbook"), "--syntax-check", "-i", str(out / "inventory"),
+             str(out / "project" / playbook)],
+            capture_output=True, text=True, env=env, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = subprocess.run(
+        [str(BIN / "ansible-lint"), "--profile", "production", "--offline", "--nocolor",
+         "site.yml", "rollback.yml", "status.yml"],
+        cwd=out / "project", capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
