@@ -147,7 +147,7 @@ def _check_header(doc: Document) -> list[Diagnostic]:
             msg = f"unsupported apiVersion {api!r}: expected '{API_VERSION}'"
         out.append(error("BP200", msg, doc.path, line, col))
     kind = data.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         if "kind" not in data:
             out.append(
                 error(

@@ -48,7 +48,20 @@ def _format_option(*choices: str) -> Callable[[Any], Any]:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class BpGroup(click.Group):
+    """Turns environment failures into one line on stderr and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from slmops_bp.diagnostics import EnvironmentFailure, UsageFailure
+
+        try:
+            return super().invoke(ctx)
+        except (EnvironmentFailure, UsageFailure) as exc:
+            click.echo(f"bp: error: {exc}", err=True)
+            ctx.exit(EXIT_USAGE)
+
+
+@click.group(cls=BpGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bp")
 def cli() -> None:
     """slmops-bp: small language models on fleets of mixed edge hardware.

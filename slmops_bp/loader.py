@@ -77,12 +77,13 @@ class Document:
         return self.line, self.column
 
     def raw(self, loc: Sequence[str | int]) -> str | None:
-        """The scalar at ``loc`` as written in the file (without anchor or tag), else None."""
+        """The scalar at ``loc`` as written (quotes kept; anchor and tag dropped), else None."""
         found = self.positions.get(tuple(loc))
         if found is None or found[4] < 0:
             return None
         text = self.source[found[4] : found[5]]
-        return text[_PROPERTIES.match(text).end() :]  # type: ignore[union-attr]
+        properties = _PROPERTIES.match(text)
+        return text[properties.end() :] if properties else text
 
 
 def load_files(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Document], list[Diagnostic]]:
@@ -282,8 +283,8 @@ _PARSE_ERRORS: Final = (yaml.YAMLError, RecursionError, MemoryError, UnicodeErro
 def _load_source(source: str, path: str) -> tuple[list[Document], list[Diagnostic]]:
     """Compose and build document by document; no documents from the first failing one on."""
     deep = _deep_position(source) if _NEEDS_DEPTH_PRESCAN and _may_nest(source) else None
-    builder = _AliasBuilder if "&" in source else _Builder
-    bang = "!" in source
+    builder = _AliasBuilder if "&" in source and _starts_token(source, "*") else _Builder
+    bang = _starts_token(source, "!", " \t\r\n,]}")  # the non-specific tag '!'
     docs: list[Document] = []
     diags: list[Diagnostic] = []
     failed = False
@@ -317,6 +318,19 @@ def _load_source(source: str, path: str) -> tuple[list[Document], list[Diagnosti
     if index == 0 and not diags:
         diags.append(warning("BP107", "empty file: no YAML document", path, 1, 1))
     return docs, diags
+
+
+def _starts_token(source: str, sign: str, followers: str = "") -> bool:
+    """Cheap hint: may ``sign`` start a token (alias, tag) somewhere, followed by ``followers``?"""
+    index = source.find(sign)
+    while index >= 0:
+        after = source[index + 1 : index + 2]
+        if (index == 0 or source[index - 1] in " \t\r\n[{,:") and (
+            not followers or after in followers
+        ):
+            return True
+        index = source.find(sign, index + 1)
+    return False
 
 
 def _document(
@@ -353,7 +367,9 @@ def _document_line(source: str, index: int, line: int) -> int:
 
 
 def _parse_problem(exc: BaseException, source: str, path: str) -> Diagnostic:
-    if isinstance(exc, RecursionError) or "nesting depth" in str(exc):
+    if isinstance(exc, RecursionError) or (
+        isinstance(exc, MarkedYAMLError) and "maximum nesting depth" in str(exc.problem)
+    ):
         # libyaml's own limit (1000 levels) stops its look-ahead: scan only up to there
         end = (
             exc.problem_mark.index
@@ -448,7 +464,7 @@ class _Builder:
     def __init__(self, path: str, source: str, bang: bool) -> None:
         self.path = path
         self.source = source
-        self.bang = bang  # the file has a '!': look for the non-specific tag '!'
+        self.bang = bang  # the file may use the non-specific tag '!': look for it
         self.positions: dict[Loc, _Pos] = {}
         self.diags: list[Diagnostic] = []
         self.nodes = 0
@@ -533,8 +549,10 @@ class _Builder:
             self.report("BP104", message, node)
             return None
         value = self._scalar(node)
-        if isinstance(value, str) or value is _INVALID:
-            return None if value is _INVALID else value
+        if value is _INVALID:
+            return None
+        if isinstance(value, str):
+            return value
         text = node.value
         message = (
             f'mapping key {text} is not a string (YAML reads {_kind(value)}); quote it: "{text}"'
@@ -601,25 +619,35 @@ class _AliasBuilder(_Builder):
 
     def build(self, node: Node, loc: Loc, depth: int, key_line: int, key_col: int) -> Any:
         ident = id(node)
-        if ident in self.active:
-            message = "recursive alias: an anchor is used inside itself"
-            raise _Abort(self.diagnostic("BP105", message, node))
-        alias = ident in self.seen
-        if alias and not self.expanding:
-            self.aliases += 1
-            if self.aliases > MAX_ALIASES:
-                message = f"aliases/anchors expand too much: more than {MAX_ALIASES} alias uses"
-                raise _Abort(self.diagnostic("BP105", message, node))
-            if self.aliases == 1:
-                self._check_expansion()
+        if ident in self.seen:  # an alias (or a value inside one)
+            self._count_alias(node)
+            self.expanding += 1
+            try:
+                return _Builder.build(self, node, loc, depth, key_line, key_col)
+            finally:
+                self.expanding -= 1
         self.seen.add(ident)
-        self.active.add(ident)
-        self.expanding += alias
+        if type(node) is ScalarNode:
+            return _Builder.build(self, node, loc, depth, key_line, key_col)
+        self.active.add(ident)  # anchors are defined before use: cycles show on first visits
         try:
-            return super().build(node, loc, depth, key_line, key_col)
+            return _Builder.build(self, node, loc, depth, key_line, key_col)
         finally:
-            self.expanding -= alias
             self.active.discard(ident)
+
+    def _count_alias(self, node: Node) -> None:
+        if id(node) in self.active:
+            raise _Abort(
+                self.diagnostic("BP105", "recursive alias: an anchor is used inside itself", node)
+            )
+        if self.expanding:
+            return
+        self.aliases += 1
+        if self.aliases > MAX_ALIASES:
+            message = f"aliases/anchors expand too much: more than {MAX_ALIASES} alias uses"
+            raise _Abort(self.diagnostic("BP105", message, node))
+        if self.aliases == 1:
+            self._check_expansion()
 
     def _check_expansion(self) -> None:
         """Before the first alias expands: would the document grow past MAX_NODES values?"""

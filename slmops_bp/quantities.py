@@ -55,7 +55,7 @@ def parse_size(value: object) -> int:
     if not _SIZE_RE.match(text):
         hint = ""
         low = text.lower()
-        for unit in SIZE_UNITS:
+        for unit in sorted(SIZE_UNITS, key=len, reverse=True):
             if low.endswith(unit.lower()) and not text.endswith(unit):
                 hint = f" (units are case-sensitive: '{unit}')"
                 break
