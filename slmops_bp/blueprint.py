@@ -290,17 +290,17 @@ def _one_error(
 ) -> Diagnostic:
     etype: str = err["type"]
     value = err.get("input")
-    where = _where(loc)
+    where = _where(loc, doc.data)
     key = False
     if etype == "extra_forbidden":
         parent = _model_at(model, loc[len(prefix) : -1])
         options = list(parent.model_fields) if parent else []
         code, key = "BP201", True
-        msg = f"{where}unknown field '{loc[-1]}'{did_you_mean(str(loc[-1]), options)}"
+        msg = f"{_where(loc[:-1], doc.data)}unknown field '{loc[-1]}'{did_you_mean(str(loc[-1]), options)}"
         where_loc = loc
     elif etype == "missing":
         code, key, where_loc = "BP202", True, loc[:-1]
-        parent_where = _where(loc[:-1])
+        parent_where = _where(loc[:-1], doc.data)
         msg = f"{parent_where}missing required field '{loc[-1]}'"
     elif etype in _TYPE_NAMES:
         where_loc = loc
@@ -348,11 +348,34 @@ def _type_error(etype: str, value: object, doc: Document, loc: Loc, where: str) 
     return "BP203", f"{where}expected {expected}, got {_describe(value)}"
 
 
-def _where(loc: Loc) -> str:
-    """A short human path for the message: ``spec.variants[0].artifact: ``."""
+def _where(loc: Loc, data: Any = None) -> str:
+    """A short human path for the message: ``variant 'q4-gguf': artifact.sha256: ``.
+
+    A list item that has a ``name`` is called by it (``variant 'q4-gguf'``), the
+    way a reader of the blueprint thinks of it.
+    """
     if not loc:
         return ""
     text = ""
-    for step in loc:
-        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else step)
-    return f"{text}: "
+    node = data
+    for number, step in enumerate(loc):
+        item = _step(node, step)
+        name = item.get("name") if isinstance(item, dict) else None
+        if isinstance(step, int) and isinstance(name, str) and number > 0:
+            parent = str(loc[number - 1])
+            noun = parent[:-1] if parent.endswith("s") else parent
+            text = f"{noun} '{name}': "
+        elif isinstance(step, int):
+            text += f"[{step}]"
+        else:
+            text += f".{step}" if text and not text.endswith(": ") else step
+        node = item
+    return text if text.endswith(": ") else f"{text}: "
+
+
+def _step(node: Any, step: str | int) -> Any:
+    if isinstance(node, dict) and isinstance(step, str):
+        return node.get(step)
+    if isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
+        return node[step]
+    return None
