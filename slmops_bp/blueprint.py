@@ -296,7 +296,8 @@ def _one_error(
         parent = _model_at(model, loc[len(prefix) : -1])
         options = list(parent.model_fields) if parent else []
         code, key = "BP201", True
-        msg = f"{_where(loc[:-1], doc.data)}unknown field '{loc[-1]}'{did_you_mean(str(loc[-1]), options)}"
+        hint = did_you_mean(str(loc[-1]), options)
+        msg = f"{_where(loc[:-1], doc.data)}unknown field '{loc[-1]}'{hint}"
         where_loc = loc
     elif etype == "missing":
         code, key, where_loc = "BP202", True, loc[:-1]
