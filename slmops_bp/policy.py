@@ -9,8 +9,10 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -158,7 +160,13 @@ _FIELD_CHECKS: tuple[_FieldCheck, ...] = (
 
 def source_allowed(uri: str, patterns: Sequence[str]) -> bool:
     """Is the artifact URI inside the ``model_sources`` globs?  Empty means any."""
-    return not patterns or any(fnmatch.fnmatchcase(uri, p) for p in patterns)
+    return not patterns or _any_glob(tuple(patterns)).match(uri) is not None
+
+
+@lru_cache(maxsize=1024)
+def _any_glob(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One compiled regex for several case-sensitive globs (checked for every variant)."""
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
 
 
 def license_allowed(license_name: str, licenses: Sequence[str]) -> bool:

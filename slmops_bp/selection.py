@@ -15,7 +15,8 @@ class (no inventory); ``bp plan`` per combination of class and overlays.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Literal
 
 from slmops_bp.model import (
@@ -100,11 +101,16 @@ class Problem:
     kind: ProblemKind
     deployment: str
     device_class: str
-    message: str
+    explain: Callable[[], str] = field(repr=False, compare=False)
+    """Builds the message (only when asked: a full class may have many problems)."""
     rejected: tuple[Rejection, ...] = ()
     """no-candidate: per variant, why it is not a candidate."""
     others: tuple[str, ...] = ()
     """no-room: the deployments placed before it on the class."""
+
+    @property
+    def message(self) -> str:
+        return self.explain()
 
 
 # ---------------------------------------------------------------- capacity
@@ -211,10 +217,9 @@ def judge_variant(
 
 def _alone_too_big(c: Candidate, cap: Capacity, keep: int, size: int) -> str:
     if c.memory > cap.limits[c.pool]:
-        where = f"on {c.accelerator} " if c.pool != HOST else ""
         return (
-            f"needs {format_size(c.memory)} of {cap.what(c.pool)} {where}"
-            f"(runtime {c.runtime}), the class has {cap.label(c.pool)}"
+            f"needs {format_size(c.memory)} of {cap.what(c.pool)} (runtime {c.runtime} on "
+            f"{c.accelerator}), the class has {cap.label(c.pool)}"
         )
     if c.storage > cap.limits[STORAGE]:
         return (
@@ -454,8 +459,10 @@ def no_candidate_message(cls_name: str, model: str, rejected: Sequence[Rejection
 
 
 def _no_candidate(cls_name: str, req: Request, rejected: Sequence[Rejection]) -> Problem:
-    message = no_candidate_message(cls_name, req.spec.model, rejected)
-    return Problem("no-candidate", req.name, cls_name, message, tuple(rejected))
+    def explain() -> str:
+        return no_candidate_message(cls_name, req.spec.model, rejected)
+
+    return Problem("no-candidate", req.name, cls_name, explain, tuple(rejected))
 
 
 def _no_room(
@@ -466,17 +473,21 @@ def _no_room(
     least: _Placed,
     failing: Sequence[str],
 ) -> Problem:
-    dim = failing[0]
-    total = sum(_uses(i, dim) for i in admitted) + _uses(least, dim)
-    others = tuple(i.deployment for i in admitted)
-    mine = f"{least.deployment} ({least.candidate.variant}, {human_size(_uses(least, dim))})"
-    message = (
-        f"deployment '{req.name}' does not fit on device class '{cls_name}' next to "
-        f"{len(others)} deployment(s) placed before it, even with the smallest candidates: "
-        f"{_listing(admitted, dim)} and {mine} need {human_size(total)} of {cap.what(dim)}, "
-        f"the class has {cap.label(dim)}"
-    )
-    return Problem("no-room", req.name, cls_name, message, others=others)
+    before = tuple(admitted)
+
+    def explain() -> str:
+        dim = failing[0]
+        total = sum(_uses(i, dim) for i in before) + _uses(least, dim)
+        mine = f"{least.deployment} ({least.candidate.variant}, {human_size(_uses(least, dim))})"
+        return (
+            f"deployment '{req.name}' does not fit on device class '{cls_name}' next to "
+            f"{len(before)} deployment(s) placed before it, even with the smallest candidates: "
+            f"{_listing(before, dim)}, plus {mine}, need {human_size(total)} of {cap.what(dim)}, "
+            f"the class has {cap.label(dim)}"
+        )
+
+    others = tuple(map(attrgetter("deployment"), before))
+    return Problem("no-room", req.name, cls_name, explain, others=others)
 
 
 def _choice(

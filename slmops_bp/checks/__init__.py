@@ -60,7 +60,7 @@ def run_checks(bset: BlueprintSet) -> list[Diagnostic]:
         out += check(ctx)
     found: dict[str, frozenset[tuple[str, str, int, int]]] = {}
     for dep in bset.deployments.values():
-        diags = _check_target(Target(dep, dep.spec), ctx)
+        diags = _check_target(ctx.base(dep.name), ctx)
         found[dep.name] = frozenset(diag_key(d) for d in diags)
         out += diags
     for overlay in bset.overlays.values():

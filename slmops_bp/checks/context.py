@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from slmops_bp.blueprint import BlueprintSet, Entry, Loc
 from slmops_bp.diagnostics import Diagnostic, Severity
@@ -46,12 +47,13 @@ class Target:
     known: frozenset[DiagKey] = field(default_factory=frozenset)
     """Findings of the deployment alone (an overlay target does not repeat them)."""
 
-    @property
+    @cached_property
     def name(self) -> str:
         return self.dep.name
 
-    @property
+    @cached_property
     def key(self) -> tuple[str, str]:
+        """(deployment, overlay or ''): what caches of this target are keyed by."""
         return self.dep.name, self.overlay.name if self.overlay else ""
 
     def written_by_overlay(self, loc: Loc) -> bool:
@@ -88,20 +90,33 @@ class Context:
         self._sets: dict[str, list[list[str]]] | None = None
         self._room: dict[str, dict[str, Problem]] = {}
         self._capacity: dict[str, Capacity] = {}
+        self._requests: dict[tuple[str, str], Request | None] = {}
+        self._base: dict[str, Target] = {}
 
     # ------------------------------------------------------------ names
+
+    def base(self, name: str) -> Target:
+        """The deployment ``name`` as written (no overlay)."""
+        if name not in self._base:
+            dep = self.bset.deployments[name]
+            self._base[name] = Target(dep, dep.spec)
+        return self._base[name]
 
     def known(self, kind: str, name: str) -> bool:
         """Defined, or defined but invalid (already reported: no second error)."""
         return name in self.bset.table(kind) or (kind, name) in self.bset.invalid
 
-    def request(self, name: str, spec: DeploymentSpec) -> Request | None:
-        """The deployment's request for a place (None: model or policy unknown)."""
-        model = self.bset.models.get(spec.model)
-        policy = self.bset.policies.get(spec.privacy)
-        if model is None or policy is None:
-            return None
-        return Request(name, spec.priority, spec, model.spec, policy.spec)
+    def request(self, target: Target) -> Request | None:
+        """The target's request for a place (None: model or policy unknown)."""
+        if target.key not in self._requests:
+            spec = target.spec
+            model = self.bset.models.get(spec.model)
+            policy = self.bset.policies.get(spec.privacy)
+            found = None
+            if model is not None and policy is not None:
+                found = Request(target.name, spec.priority, spec, model.spec, policy.spec)
+            self._requests[target.key] = found
+        return self._requests[target.key]
 
     def classes(self, spec: DeploymentSpec) -> list[tuple[int, str, DeviceClassSpec]]:
         """(index in deviceClasses, name, spec) of the known classes, first mention only."""
@@ -122,7 +137,7 @@ class Context:
         """The target's candidates on a class alone (None: model or policy unknown)."""
         cache_key = (self._fit_key(target), cls_name)
         if cache_key not in self._static:
-            req = self.request(target.name, target.spec)
+            req = self.request(target)
             cls = self.bset.device_classes.get(cls_name)
             if req is None or cls is None:
                 return None
@@ -152,7 +167,7 @@ class Context:
     def _all_sets(self) -> dict[str, list[list[str]]]:
         groups: dict[str, dict[object, list[str]]] = defaultdict(lambda: defaultdict(list))
         for name, dep in self.bset.deployments.items():
-            if self.request(name, dep.spec) is None:
+            if self.request(self.base(name)) is None:
                 continue
             for cls_name in dict.fromkeys(dep.spec.deviceClasses):
                 if cls_name in self.bset.device_classes:
@@ -179,11 +194,7 @@ class Context:
         self, cls_name: str, replaced: Mapping[str, Target], sets: list[list[str]]
     ) -> dict[str, Problem]:
         cls = self.bset.device_classes[cls_name].spec
-        targets = {
-            n: replaced.get(n) or Target(self.bset.deployments[n], self.bset.deployments[n].spec)
-            for names in sets
-            for n in names
-        }
+        targets = {n: replaced.get(n) or self.base(n) for names in sets for n in names}
 
         def candidates(req: Request) -> tuple[list[Candidate], list[Rejection]]:
             found = self.static(targets[req.name], cls_name)
@@ -192,7 +203,7 @@ class Context:
 
         found: dict[str, Problem] = {}
         for names in sets:
-            requests = [r for n in names if (r := self.request(n, targets[n].spec)) is not None]
+            requests = [r for n in names if (r := self.request(targets[n])) is not None]
             for problem in fit_problems(
                 cls_name, cls, requests, self.runtimes, candidates=candidates
             ):
