@@ -57,8 +57,9 @@ class Fleet:
         return result.exit_code, result.stdout, result.stderr
 
     def apply_json(self, inventory: Path | None = None) -> tuple[int, dict[str, Any]]:
-        argv = ["apply", "--format", "json", "--blueprints", str(self.root / "blueprints"), "-i",
-                str(inventory or self.inventory), "--state-dir", str(self.root / ".bp")]  # fmt: skip
+        inv = str(inventory or self.inventory)
+        argv = ["apply", "--format", "json", "--blueprints", str(self.root / "blueprints"),
+                "-i", inv, "--state-dir", str(self.root / ".bp")]  # fmt: skip
         result = CliRunner().invoke(cli, argv)
         return result.exit_code, json.loads(result.stdout)
 
@@ -210,7 +211,7 @@ def test_an_unreachable_host_in_a_zero_failure_stage_halts(deployed: Fleet) -> N
         f'          bp_root: "{deployed.root}/.fleet/{name}"\n'
         "          bp_facts: {arch: x86_64, memory: 16GiB, storage_free: 40GiB}\n"
     )
-    inventory.write_text(text.replace("    x86_boxes:\n      hosts:\n", "    x86_boxes:\n      hosts:\n", 1))
+    inventory.write_text(text)  # appended under the last group (x86_boxes)
     before = {h: deployed.state(h)["applied_at"] for h in deployed.hosts}
     code, out = deployed.apply_json(inventory=inventory)
     assert code == 1
@@ -277,10 +278,32 @@ def test_status_history_and_rollback(deployed: Fleet) -> None:
     deployed.baseline()
 
 
+def test_check_mode_reports_and_changes_nothing(deployed: Fleet) -> None:
+    before = {h: (deployed.current(h), deployed.state(h)) for h in deployed.hosts}
+    data = (DATA / "tiny-lm-small.onnx").read_bytes()
+    deployed.set_release("1.4.0", "/tiny-lm/1.4.0/model.onnx", data)
+    try:
+        argv = ["apply", "--check", "--format", "json", "--blueprints",
+                str(deployed.root / "blueprints"), "-i", str(deployed.inventory),
+                "--state-dir", str(deployed.root / ".bp")]  # fmt: skip
+        result = CliRunner().invoke(cli, argv)
+    finally:
+        deployed.baseline()
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert all(r["status"] == "ok" for r in out["hosts"].values())
+    assert any(r["changed"] > 0 for r in out["hosts"].values())  # it reports what would change
+    for host in deployed.hosts:
+        assert (deployed.current(host), deployed.state(host)) == before[host]
+        assert not list((deployed.bp_root(host) / "models" / "assistant").glob("1.4.0-*/*"))
+
+
 def test_template_injection_arrives_verbatim_and_nothing_runs(deployed: Fleet) -> None:
     marker = deployed.root / "pwned"
     evil = "{{ lookup('pipe', 'touch " + str(marker) + "') }}"
-    text = BASELINE_TEXT[deployed.root]
+    uri_path = "/tiny-lm/{{lookup('pipe','id')}}/model.onnx"
+    deployed.set_release("1.0.1", uri_path, (DATA / "tiny-lm-small.onnx").read_bytes())
+    text = deployed.blueprints.read_text()
     text = text.replace(
         "  description: The tiny assistant on every simulated device.",
         f"  description: \"{evil}\"\n  labels: {{team: \"{evil}\"}}",
@@ -301,6 +324,7 @@ def test_template_injection_arrives_verbatim_and_nothing_runs(deployed: Fleet) -
         assert state["params"]["note"] == evil
         assert state["labels"]["team"] == evil
         assert state["description"] == evil
+        assert state["artifact"]["uri"] == deployed.server.url(uri_path)
 
 
 def test_a_second_concurrent_apply_refuses(deployed: Fleet) -> None:

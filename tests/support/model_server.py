@@ -29,7 +29,7 @@ class ModelServer:
             def log_message(self, fmt: str, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 server.hits[self.path] += 1
                 route = server.routes.get(self.path)
                 if route is None:
