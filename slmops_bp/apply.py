@@ -65,7 +65,7 @@ class Outcome:
 
 
 @dataclass
-class _Tracker:
+class Tracker:
     """Folds runner events into per-play, per-host facts."""
 
     play_of_dep: dict[str, str] = field(default_factory=dict)
@@ -116,7 +116,7 @@ class _Tracker:
             self.changed[str(host)] = self.changed.get(str(host), 0) + 1
 
 
-def judge(plan: Plan, tracker: _Tracker, rc: int, status: str) -> Outcome:
+def judge(plan: Plan, tracker: Tracker, rc: int, status: str) -> Outcome:
     """Per-host status and the first stage whose failures exceed ``max_failures``."""
     outcome = Outcome({}, rc=rc, runner_status=status)
     for name, hp in plan.hosts.items():

@@ -10,7 +10,7 @@ from slmops_bp.apply import PLAY_PREFIX
 from slmops_bp.plan import Plan
 
 if TYPE_CHECKING:
-    from slmops_bp.apply import _Tracker
+    from slmops_bp.apply import Tracker
 
 
 class Progress:
@@ -43,7 +43,7 @@ class Progress:
         if self.live is not None:
             self.live.__exit__(exc_type, exc, tb)
 
-    def update(self, tracker: _Tracker, event: dict[str, Any]) -> None:
+    def update(self, tracker: Tracker, event: dict[str, Any]) -> None:
         if not self.enabled:
             return
         kind = event.get("event")
@@ -60,7 +60,7 @@ class Progress:
         if self.live is not None:
             self.live.update(self._line(tracker))
 
-    def _line(self, tracker: _Tracker) -> str:
+    def _line(self, tracker: Tracker) -> str:
         dep = self.deployment
         stages = self.plan.stages.get(dep, [])
         stage = self.batches.get(PLAY_PREFIX + dep, 0)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from slmops_bp import report
-from slmops_bp.apply import Outcome, _Tracker, exclusive, judge, run_playbook
+from slmops_bp.apply import Outcome, Tracker, exclusive, judge, run_playbook
 from slmops_bp.commands.plan import check_lock
 from slmops_bp.diagnostics import EnvironmentFailure, sort_unique
 from slmops_bp.pipeline import compile_and_plan
@@ -95,7 +95,7 @@ def _apply(plan: Plan, opts: Options, state_dir: Path) -> Outcome:
     render(plan, run_dir)
     inventories = [os.path.abspath(s) for s in opts.inventory]
     inventories.append(str((run_dir / "inventory" / "hosts.yml").absolute()))
-    tracker = _Tracker()
+    tracker = Tracker()
     started = _now()
     with Progress(plan, enabled=opts.fmt == "text") as progress:
 

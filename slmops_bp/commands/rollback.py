@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from slmops_bp import report
-from slmops_bp.apply import _Tracker, exclusive, judge, run_playbook
+from slmops_bp.apply import Tracker, exclusive, judge, run_playbook
 from slmops_bp.commands.apply import Options, _now, _record, fresh_run_dir, prune_runs, write_table
 from slmops_bp.diagnostics import did_you_mean
 
@@ -39,7 +39,7 @@ def run(
     plan.order = [deployment]  # only this deployment's hosts are judged
     opts = Options(blueprints, inventory, limit=limit, fmt=fmt, state_dir=state_dir,
                    history_db=history_db)  # fmt: skip
-    tracker = _Tracker()
+    tracker = Tracker()
     started = _now()
     with exclusive(Path(state_dir)):
         run_dir = fresh_run_dir(Path(state_dir))

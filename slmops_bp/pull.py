@@ -1,0 +1,196 @@
+"""Plan → a layout that devices apply to themselves with stock ``ansible-pull``.
+
+``bp render --pull -o DIR`` writes, at the top of DIR (the root of the git
+repository the devices pull)::
+
+    local.yml             ansible-pull's default playbook: deploys what the plan assigns
+    inventory/hosts.yml   every planned host (``ansible_connection: local``), its vars in
+                          inventory/host_vars/<host>.yml
+    vars/bp.yml           blueprint values as data (``!unsafe``), as in ``bp render``
+    collections/          the slmops.bp collection (playbook-adjacent)
+    README.md             the ansible-pull command line, a cron line, systemd units
+
+A device finds its assignment by its inventory hostname (``--limit``).  A
+device that is not in the inventory names its device class instead (extra var
+``bp_device_class``, or the key ``bp_device_class`` of the local fact
+``/etc/ansible/facts.d/bp.fact``) and gets its class's *plain* combination:
+what ``bp plan`` would choose for a host of that class that is in no inventory
+group and matches no overlay.  Hence deployments narrowed by ``hosts`` and
+overlays only reach devices that are in the inventory.
+
+There is no controller in pull mode: the device itself fetches every artifact,
+so the layout records ``delivery: device`` for combinations that the push plan
+delivers from the controller (and lists them in README.md).  Same rules as
+``bp render``: structure in templates, values as data, byte-identical output,
+written atomically into a fresh directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+from slmops_bp import ansible_yaml
+from slmops_bp.inventory import Host, Inventory
+from slmops_bp.plan import Combo, Plan, build_plan
+from slmops_bp.render import HEADER, combo_vars, group_name, inventory_data, write_tree
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+PLAYBOOK = "local.yml"
+PULL_HEADER = HEADER.replace("(bp render)", "(bp render --pull)")
+# Connection settings that make no sense when the device runs the playbook on itself.
+REMOTE_ONLY_VARS = ("ansible_host", "ansible_port", "ansible_user")
+REMOTE_ONLY_PREFIXES = ("ansible_ssh_",)
+SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,200}")
+VARS_EXTENSIONS = (".yml", ".yaml", ".json")  # Ansible would also read host_vars/<name><ext>
+
+
+# ---------------------------------------------------------------- plain combinations
+
+
+def plain_plan(plan: Plan) -> Plan:
+    """A plan of one stand-in host per device class: in no group, with no overlay.
+
+    Planned by the same :func:`build_plan`, so the choice (fit, co-residency,
+    policy) is exactly the one ``bp plan`` makes, and a combination that some
+    inventory host also has gets the same id.
+    """
+    hosts = {
+        name: Host(name, frozenset({"all"}), {"bp_device_class": name})
+        for name in plan.blueprints.device_classes
+    }
+    stand_ins = Inventory(hosts=hosts, groups={"all": sorted(hosts)}, sources=["(device classes)"])
+    return build_plan(dataclasses.replace(plan.blueprints, overlays={}), stand_ins)
+
+
+def class_assignments(plain: Plan) -> dict[str, dict[str, dict[str, Any]]]:
+    """device class → deployment → ``{"combo", "stage"}``, the shape of ``bp_assign``."""
+    return {
+        name: {a.deployment: {"combo": a.combo, "stage": 0} for a in hp.assignments}
+        for name, hp in sorted(plain.hosts.items())
+    }
+
+
+# ---------------------------------------------------------------- data
+
+
+def pull_vars(plan: Plan, plain: Plan) -> dict[str, Any]:
+    """``vars/bp.yml``: every combination of the plan and of the plain plan."""
+    combos: dict[str, Combo] = {**plain.combos, **plan.combos}
+    deployments: dict[str, dict[str, Any]] = {}
+    for combo_id in sorted(combos):
+        combo = combos[combo_id]
+        data = combo_vars(plan, combo)
+        if data["delivery"] == "controller":
+            data["delivery"] = "device"  # no controller: the device fetches (module doc)
+        deployments.setdefault(combo.deployment, {})[combo_id] = data
+    return {"bp_deployments": deployments, "bp_pull_classes": class_assignments(plain)}
+
+
+def pull_inventory(plan: Plan) -> tuple[dict[str, Any], dict[str, dict[str, Any]], list[str]]:
+    """The host list, each host's own vars file, and the secret vars left out.
+
+    Every planned host runs with ``ansible_connection: local``.  Its vars go into
+    ``inventory/host_vars/<host>.yml``, which Ansible reads only for the hosts it
+    runs on: a device then parses its own entry, not the whole fleet's (at 10,000
+    hosts one inline YAML inventory costs ansible-core 2.19 ~40 s and ~800 MB per
+    run; see docs/scale.md).  A name that is no safe file name keeps its vars inline.
+    """
+    data, dropped = inventory_data(plan)
+    listed: dict[str, Any] = {}
+    files: dict[str, dict[str, Any]] = {}
+    for name, host_vars in data["all"]["hosts"].items():
+        local = {k: v for k, v in host_vars.items() if not _remote_only(k)}
+        local["ansible_connection"] = "local"
+        if SAFE_FILE_NAME.fullmatch(name) and not name.endswith(VARS_EXTENSIONS):
+            listed[name] = {}
+            files[name] = local
+        else:
+            listed[name] = local
+    return {"all": {"hosts": listed}}, files, dropped
+
+
+def _remote_only(key: str) -> bool:
+    return key in REMOTE_ONLY_VARS or key.startswith(REMOTE_ONLY_PREFIXES)
+
+
+def pulled_deployments(plan: Plan, plain: Plan) -> list[str]:
+    """Deployments that some inventory host or some device class gets, in rollout order."""
+    used = {c.deployment for c in plan.combos.values()} | {
+        c.deployment for c in plain.combos.values()
+    }
+    return [dep for dep in plan.order if dep in used]
+
+
+def controller_delivered(plan: Plan, plain: Plan) -> list[str]:
+    """Deployments whose push plan delivers an artifact from the controller."""
+    combos = [*plan.combos.values(), *plain.combos.values()]
+    return sorted({c.deployment for c in combos if c.choice.delivery == "controller"})
+
+
+def class_table(plain: Plan) -> list[dict[str, Any]]:
+    """For README.md: what a device outside the inventory gets, per class."""
+    rows = []
+    for name, hp in sorted(plain.hosts.items()):
+        rows.append(
+            {
+                "name": name,
+                "deployments": [
+                    {"name": a.deployment, "variant": a.variant, "runtime": a.runtime}
+                    for a in hp.assignments
+                ],
+            }
+        )
+    return rows
+
+
+# ---------------------------------------------------------------- files
+
+
+def _template(name: str, context: dict[str, Any]) -> str:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+    return env.get_template(name).render(context)
+
+
+def pull_files(plan: Plan) -> dict[str, str]:
+    """Relative path → text of every generated file (the collection is copied apart)."""
+    plain = plain_plan(plan)
+    inventory, host_files, dropped = pull_inventory(plan)
+    note = PULL_HEADER + "\nEach host's variables are in host_vars/<host>.yml."
+    if dropped:
+        note += "\nSecret variables are never written here (" + ", ".join(dropped) + ")."
+    deployments = [{"name": d, "group": group_name(d)} for d in pulled_deployments(plan, plain)]
+    readme = {
+        "header": PULL_HEADER,
+        "playbook": PLAYBOOK,
+        "hosts": len(inventory["all"]["hosts"]),
+        "example_host": min(inventory["all"]["hosts"], default="HOST"),
+        "classes": class_table(plain),
+        "controller_delivered": controller_delivered(plan, plain),
+        "dropped": dropped,
+    }
+    files = {
+        PLAYBOOK: _template("local.yml.j2", {"deployments": deployments}),
+        "vars/bp.yml": ansible_yaml.dump(pull_vars(plan, plain), header=PULL_HEADER),
+        "inventory/hosts.yml": ansible_yaml.dump(inventory, unsafe=False, header=note),
+        "README.md": _template("pull-README.md.j2", readme),
+    }
+    for name, host_vars in host_files.items():
+        files[f"inventory/host_vars/{name}.yml"] = ansible_yaml.dump(
+            host_vars, unsafe=False, header=PULL_HEADER
+        )
+    return files
+
+
+def render_pull(plan: Plan, output: Path) -> None:
+    """Write the pull layout into the fresh directory ``output`` (all or nothing)."""
+    write_tree(pull_files(plan), output, collection_at=".")
