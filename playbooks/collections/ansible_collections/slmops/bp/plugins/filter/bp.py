@@ -1,0 +1,196 @@
+# -*- coding: utf-8 -*-
+# Copyright: slmops-bp contributors
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Controller-side filters of the slmops.bp collection (pure functions, no templating of data)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import ipaddress
+import re
+import socket
+import threading
+
+from ansible.errors import AnsibleFilterError
+
+_UNITS = {
+    "B": 1, "KB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3, "TB": 1000 ** 4,
+    "KIB": 1024, "MIB": 1024 ** 2, "GIB": 1024 ** 3, "TIB": 1024 ** 4,
+}
+_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_ARCH = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "armv8": "aarch64", "armhf": "armv7l",
+         "riscv64gc": "riscv64"}
+_RESOLVED = {}
+_HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+_RESOLVE_SECONDS = 2.0
+
+
+def bp_bytes(value):
+    """``8GiB`` / ``2.4GB`` / ``1024`` / 1024 -> bytes (KiB.. binary, KB.. decimal)."""
+    if isinstance(value, bool):
+        raise AnsibleFilterError("bp_bytes: %r is not a size" % (value,))
+    if isinstance(value, (int, float)):
+        return int(value)
+    match = _SIZE_RE.match(str(value))
+    if not match:
+        raise AnsibleFilterError("bp_bytes: %r is not a size like 8GiB or 2.4GB" % (value,))
+    number, unit = match.groups()
+    return int(round(float(number) * _UNITS[(unit or "B").upper()]))
+
+
+def bp_arch(value):
+    """Normalise an architecture name (``arm64`` -> ``aarch64``, ``amd64`` -> ``x86_64``)."""
+    text = str(value).strip().lower()
+    return _ARCH.get(text, text)
+
+
+def _c_escape(text):
+    out = []
+    for char in str(text):
+        if char == "\\":
+            out.append("\\\\")
+        elif char == '"':
+            out.append('\\"')
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\t":
+            out.append("\\t")
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append("\\x%02x" % ord(char))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def bp_systemd_arg(value):
+    """One ``ExecStart=`` word: double-quoted, C-escaped, ``%`` and ``$`` doubled (no expansion)."""
+    return '"%s"' % _c_escape(value).replace("%", "%%").replace("$", "$$")
+
+
+def bp_systemd_env(name, value):
+    """One quoted ``Environment=`` assignment: ``"NAME=value"`` with ``%`` doubled and C escapes."""
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", str(name)):
+        raise AnsibleFilterError("bp_systemd_env: %r is not a valid environment variable name" % (name,))
+    return '"%s=%s"' % (name, _c_escape(value).replace("%", "%%"))
+
+
+def bp_oneline(value):
+    """Text for a unit's comment or Description=: one line, control characters blanked, ``%`` doubled."""
+    return re.sub(r"[\x00-\x1f\x7f]", " ", str(value)).replace("%", "%%")
+
+
+def bp_env_name(value):
+    """A parameter key as an environment variable suffix (``top-k`` -> ``TOP_K``)."""
+    return re.sub(r"[^A-Za-z0-9]", "_", str(value)).upper()
+
+
+def _split_host(entry):
+    text = str(entry).strip()
+    if text.startswith("["):
+        host = text[1:text.index("]")]
+    elif text.count(":") == 1:
+        host = text.split(":", 1)[0]
+    else:
+        host = text
+    return host
+
+
+def _resolve(names):
+    pending = [n for n in names if n not in _RESOLVED]
+    results = {}
+
+    def worker(name):
+        try:
+            infos = socket.getaddrinfo(name, None, 0, socket.SOCK_STREAM)
+            results[name] = sorted(set(info[4][0] for info in infos))
+        except (socket.error, UnicodeError):
+            results[name] = []
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in pending]
+    for thread in threads:
+        thread.daemon = True
+        thread.start()
+    for thread in threads:
+        thread.join(_RESOLVE_SECONDS)
+    for name in pending:
+        _RESOLVED[name] = results.get(name, [])
+    return dict((n, _RESOLVED[n]) for n in names)
+
+
+def bp_egress_ips(allow):
+    """Egress allow entries (``host``, ``host:port``, IPs, CIDRs) -> ``{ips: [...], unresolved: [...]}``.
+
+    Names are resolved on the controller when the content runs (at most 2 s in all); systemd's
+    ``IPAddressAllow=`` takes addresses only, ports are not enforceable there.
+    """
+    ips, names = set(), []
+    for entry in allow or []:
+        host = _split_host(entry)
+        if host in ("localhost",):
+            continue
+        try:
+            ips.add(str(ipaddress.ip_network(host, strict=False)))
+        except ValueError:
+            names.append(host)
+    unresolved = ["(invalid entry)" for n in names if not _HOST_RE.match(n)]
+    for name, addrs in sorted(_resolve(sorted(set(n for n in names if _HOST_RE.match(n)))).items()):
+        if addrs:
+            ips.update(addrs)
+        else:
+            unresolved.append(name)
+    return {"ips": sorted(ips), "unresolved": unresolved}
+
+
+def bp_service_user(deployment):
+    """The service account of a deployment: ``bp-<name>``, shortened with a hash past 32 chars."""
+    name = "bp-%s" % deployment
+    if len(name) <= 32:
+        return name
+    return "bp-%s-%s" % (deployment[:20].rstrip("-"), hashlib.sha256(deployment.encode("utf-8")).hexdigest()[:8])
+
+
+def bp_stage_gate(batch, hosts_all, stages, max_failures):
+    """Decide whether the batch that just ran stays within ``max_failures``.
+
+    ``batch``: the hosts still active in the batch (``ansible_play_batch``); ``hosts_all``:
+    ``ansible_play_hosts_all``; ``stages``: the rollout stage of each of ``hosts_all`` (same
+    order). The batch is every host of the stages present in ``batch``; its failures are those
+    hosts no longer active (failed or unreachable).
+    """
+    stage_of = dict(zip(hosts_all, stages))  # same length: stages are extracted from hosts_all
+    active = set(batch)
+    batch_stages = sorted(set(stage_of[h] for h in batch if h in stage_of))
+    members = [h for h in hosts_all if stage_of.get(h) in batch_stages]
+    failed = [h for h in members if h not in active]
+    total = len(members)
+    if isinstance(max_failures, str) and max_failures.strip().endswith("%"):
+        pct = float(max_failures.strip()[:-1])
+        halt = total > 0 and len(failed) * 100.0 > pct * total
+    else:
+        try:
+            halt = len(failed) > int(max_failures)
+        except (TypeError, ValueError):
+            raise AnsibleFilterError("bp_stage_gate: max_failures %r is neither a count nor a percentage"
+                                     % (max_failures,))
+    stage = ",".join(str(s) for s in batch_stages) or "?"
+    message = "stage %s halted: %d of %d hosts failed (max_failures %s)" % (stage, len(failed), total, max_failures)
+    return {"halt": halt, "stage": batch_stages[0] if len(batch_stages) == 1 else batch_stages,
+            "failed": len(failed), "failed_hosts": failed, "total": total,
+            "max_failures": max_failures, "message": message if halt else ""}
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "bp_bytes": bp_bytes,
+            "bp_arch": bp_arch,
+            "bp_systemd_arg": bp_systemd_arg,
+            "bp_systemd_env": bp_systemd_env,
+            "bp_env_name": bp_env_name,
+            "bp_oneline": bp_oneline,
+            "bp_egress_ips": bp_egress_ips,
+            "bp_service_user": bp_service_user,
+            "bp_stage_gate": bp_stage_gate,
+        }

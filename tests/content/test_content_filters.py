@@ -1,0 +1,88 @@
+"""The collection's controller-side filters (plugins/filter/bp.py)."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from content_helpers import import_collection_module
+
+bp = import_collection_module("plugins.filter.bp")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("8GiB", 8 * 1024**3),
+        ("2.4GB", 2_400_000_000),
+        ("512 MiB", 512 * 1024**2),
+        (1024, 1024),
+        ("100", 100),
+    ],
+)
+def test_bp_bytes(value: object, expected: int) -> None:
+    assert bp.bp_bytes(value) == expected
+
+
+def test_bp_bytes_rejects_nonsense() -> None:
+    with pytest.raises(Exception, match="not a size"):
+        bp.bp_bytes("eight gigs")
+
+
+def test_arch_normalised() -> None:
+    assert bp.bp_arch("arm64") == "aarch64"
+    assert bp.bp_arch("AMD64") == "x86_64"
+    assert bp.bp_arch("aarch64") == "aarch64"
+
+
+def test_systemd_quoting_keeps_data_inert() -> None:
+    nasty = "{{ lookup('pipe','id') }} 100% $HOME \"q\"\nExecStartPre=/bin/false"
+    arg = bp.bp_systemd_arg(nasty)
+    assert "\n" not in arg
+    assert "100%%" in arg and "$$HOME" in arg and '\\"q\\"' in arg
+    env = bp.bp_systemd_env("BP_PARAM_X", nasty)
+    assert env.startswith('"BP_PARAM_X=') and "\n" not in env and "$HOME" in env and "100%%" in env
+    with pytest.raises(AnsibleFilterError, match="not a valid environment variable name"):
+        bp.bp_systemd_env("BAD NAME", "x")
+    assert bp.bp_oneline("a\nb%") == "a b%%"
+
+
+def test_service_user_fits_useradd() -> None:
+    assert bp.bp_service_user("triage-assistant") == "bp-triage-assistant"
+    long = bp.bp_service_user("a" * 63)
+    assert len(long) <= 32 and long.startswith("bp-aaaa")
+    assert long != bp.bp_service_user("a" * 62 + "b")
+
+
+def test_egress_literals_and_unresolvable() -> None:
+    out = bp.bp_egress_ips(
+        ["10.1.2.3:443", "192.168.0.0/24", "localhost", "bad name\nx", "nonexistent.invalid:443"]
+    )
+    assert out["ips"] == ["10.1.2.3/32", "192.168.0.0/24"]
+    assert "nonexistent.invalid" in out["unresolved"] and "(invalid entry)" in out["unresolved"]
+
+
+HOSTS = ["a", "b", "c", "d", "e"]
+STAGES = [1, 2, 2, 3, 3]
+
+
+@pytest.mark.parametrize(
+    ("batch", "max_failures", "halt", "failed", "total"),
+    [
+        (["a"], 0, False, 0, 1),
+        (["b"], 0, True, 1, 2),  # c failed or unreachable in stage 2
+        (["b"], 1, False, 1, 2),
+        (["b"], "50%", False, 1, 2),  # 1 of 2 is 50%: not above it
+        (["b"], "49%", True, 1, 2),
+        (["d", "e"], "0%", False, 0, 2),
+    ],
+)
+def test_stage_gate(
+    batch: list[str], max_failures: object, halt: bool, failed: int, total: int
+) -> None:
+    gate = bp.bp_stage_gate(batch, HOSTS, STAGES, max_failures)
+    assert (gate["halt"], gate["failed"], gate["total"]) == (halt, failed, total)
+    if halt:
+        assert (
+            gate["message"]
+            == f"stage 2 halted: {failed} of {total} hosts failed (max_failures {max_failures})"
+        )
