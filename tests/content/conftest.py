@@ -2,87 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import sys
-import threading
-from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # also under --import-mode=importlib
 
 import content_helpers as helpers
-
-
-class ModelServer:
-    """Serves artifacts on 127.0.0.1 with drill modes.
-
-    ``put(path, data, mode)``: ``ok`` serves ``data``; ``wrong`` serves other bytes of the same
-    length; ``drop`` announces the full length, sends half and closes the connection.
-    ``hits`` counts GET requests per path.
-    """
-
-    def __init__(self) -> None:
-        self.routes: dict[str, tuple[bytes, str]] = {}
-        self.hits: Counter[str] = Counter()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, fmt: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                server.hits[self.path] += 1
-                route = server.routes.get(self.path)
-                if route is None:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                data, mode = route
-                body = bytes(b ^ 0xFF for b in data) if mode == "wrong" else data
-                self.send_response(200)
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if mode == "drop":
-                    self.wfile.write(body[: len(body) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    with contextlib.suppress(OSError):
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                    return
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def put(self, path: str, data: bytes, mode: str = "ok") -> str:
-        self.routes[path] = (data, mode)
-        return self.url(path)
+from support.model_server import ModelServer
 
 
 @pytest.fixture(scope="session")
 def model_server() -> Iterator[ModelServer]:
-    server = ModelServer()
-    server.thread.start()
+    server = ModelServer().start()
     try:
         yield server
     finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
+        server.stop()
 
 
 @pytest.fixture(scope="session")
