@@ -56,6 +56,7 @@ class Outcome:
         return {
             "hosts": {
                 name: {"status": r.status, "changed": r.changed, "stage": r.stage}
+                | ({"deployment": r.deployment, "message": r.message} if r.message else {})
                 for name, r in sorted(self.hosts.items())
             },
             "halted_at_stage": self.halted_at_stage,

@@ -248,6 +248,22 @@ def test_an_interrupted_download_leaves_nothing_and_the_next_apply_completes(
         assert [p["version"] for p in deployed.state(host)["previous"]] == ["1.0.0"]
 
 
+def test_an_older_version_is_refused_unless_allowed(deployed: Fleet) -> None:
+    newer = deployed.blueprints.read_text()  # 1.3.0, running everywhere now
+    deployed.baseline()  # 1.0.0
+    try:
+        code, out = deployed.apply_json()
+    finally:
+        deployed.blueprints.write_text(newer)
+    assert code == 1
+    first = canary(deployed)
+    assert out["hosts"][first]["status"] == "failed"
+    assert out["halted_at_stage"] == 1
+    for host in deployed.hosts:
+        assert deployed.current(host) == "1.3.0-fp32-onnx"
+    assert "refusing to downgrade" in out["hosts"][first]["message"]
+
+
 def test_status_history_and_rollback(deployed: Fleet) -> None:
     code, out, err = deployed.bp("status", "--format", "json")
     assert code == 0, out + err
@@ -306,7 +322,7 @@ def test_template_injection_arrives_verbatim_and_nothing_runs(deployed: Fleet) -
     text = deployed.blueprints.read_text()
     text = text.replace(
         "  description: The tiny assistant on every simulated device.",
-        f"  description: \"{evil}\"\n  labels: {{team: \"{evil}\"}}",
+        f'  description: "{evil}"\n  labels: {{team: "{evil}"}}',
     )
     text = text.replace("params: {threads: 1}", f'params: {{threads: 1, note: "{evil}"}}')
     text = text.replace('prompt: "Reply with OK."', f'prompt: "{evil}"')
