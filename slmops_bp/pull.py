@@ -105,7 +105,7 @@ def pull_inventory(plan: Plan) -> tuple[dict[str, Any], dict[str, dict[str, Any]
         local = {k: v for k, v in host_vars.items() if not _remote_only(k)}
         local["ansible_connection"] = "local"
         if SAFE_FILE_NAME.fullmatch(name) and not name.endswith(VARS_EXTENSIONS):
-            listed[name] = {}
+            listed[name] = None  # lighter for Ansible to load than {}
             files[name] = local
         else:
             listed[name] = local

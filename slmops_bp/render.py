@@ -239,8 +239,10 @@ def render_files(plan: Plan, *, pull: bool = False) -> dict[str, str]:
     return files
 
 
-def write_tree(files: Mapping[str, str], output: Path) -> None:
-    """Write into a temporary sibling, then rename: all or nothing, never over old files."""
+def write_tree(files: Mapping[str, str], output: Path, *, collection_at: str = "project") -> None:
+    """Write into a temporary sibling, then rename: all or nothing, never over old files.
+
+    The collection is copied under ``collection_at`` (next to the playbooks)."""
     output = output.absolute()
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise EnvironmentFailure(
@@ -253,7 +255,7 @@ def write_tree(files: Mapping[str, str], output: Path) -> None:
         collection_src = content_root() / COLLECTION
         shutil.copytree(
             collection_src,
-            staging / "project" / COLLECTION,
+            staging / collection_at / COLLECTION,
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"),
         )
         for rel, text in sorted(files.items()):
@@ -277,4 +279,9 @@ def _normalise(tree: Path) -> None:
 
 
 def render(plan: Plan, output: Path, *, pull: bool = False) -> None:
-    write_tree(render_files(plan, pull=pull), output)
+    if pull:  # the ansible-pull layout: slmops_bp/pull.py
+        from slmops_bp.pull import render_pull
+
+        render_pull(plan, output)
+        return
+    write_tree(render_files(plan), output)

@@ -1,0 +1,71 @@
+"""A 10,000-host fleet plans and renders, completely and deterministically (not timed).
+
+The inventory is bench/scale.py's: bench/gen_inventory.py over the example fleet's groups.
+The timings live in bench/scale.py and docs/scale.md.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from slmops_bp.pipeline import compile_and_plan
+from slmops_bp.plan import Plan
+from slmops_bp.render import render
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from scale import example_inventory  # noqa: E402
+
+HOSTS = 10_000
+HOST_LINE = re.compile(r'^    "([^"]+)":$', re.MULTILINE)  # a host under all.hosts
+
+
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory: pytest.TempPathFactory) -> Plan:
+    inventory = example_inventory(HOSTS, tmp_path_factory.mktemp("inventory"))
+    planned = compile_and_plan(str(ROOT / "blueprints"), [str(inventory)])
+    assert planned.ok and planned.plan is not None, planned.diagnostics[:5]
+    return planned.plan
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_every_host_is_planned(plan: Plan) -> None:
+    assert len(plan.hosts) == HOSTS
+    assert all(hp.assignments for hp in plan.hosts.values())
+    assert plan.unmanaged == []
+
+
+def test_ten_thousand_hosts_render_byte_identical_twice(plan: Plan, tmp_path: Path) -> None:
+    render(plan, tmp_path / "a")
+    render(plan, tmp_path / "b")
+    text = (tmp_path / "a" / "inventory" / "hosts.yml").read_text()
+    hosts_section = text[text.index('\n  "hosts":\n') :]  # the last key of "all"
+    assert len(set(HOST_LINE.findall(hosts_section))) == HOSTS
+    a, b = tree(tmp_path / "a"), tree(tmp_path / "b")
+    assert a.keys() == b.keys()
+    assert [k for k in a if a[k] != b[k]] == []
+
+
+def test_ten_thousand_hosts_render_for_pull(plan: Plan, tmp_path: Path) -> None:
+    render(plan, tmp_path / "a", pull=True)
+    render(plan, tmp_path / "b", pull=True)
+    listed = yaml.load(
+        (tmp_path / "a" / "inventory" / "hosts.yml").read_text(), Loader=yaml.CSafeLoader
+    )["all"]["hosts"]
+    assert len(listed) == HOSTS
+    host_vars = list((tmp_path / "a" / "inventory" / "host_vars").iterdir())
+    assert len(host_vars) == HOSTS
+    a, b = tree(tmp_path / "a"), tree(tmp_path / "b")
+    assert a.keys() == b.keys()
+    assert [k for k in a if a[k] != b[k]] == []
