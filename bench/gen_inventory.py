@@ -49,7 +49,12 @@ KINDS: dict[str, dict[str, Any]] = {
 }
 
 CLINIC_SITES = ("berlin", "paris")
-DEVICE_CLASS = {"jetson": "jetson-orin-8g", "rpi5": "rpi5-8g", "nuc": "x86-nuc", "coral": "coral"}
+DEVICE_CLASS = {
+    "jetson": "jetson-orin-8g",
+    "rpi5": "rpi5-8g",
+    "nuc": "nuc-openvino-16g",
+    "coral": "gateway-2g",
+}
 
 
 def leaf_groups() -> list[tuple[str, str]]:

@@ -28,14 +28,20 @@ written atomically into a fresh directory.
 from __future__ import annotations
 
 import dataclasses
-import re
 from pathlib import Path
 from typing import Any
 
 from slmops_bp import ansible_yaml
 from slmops_bp.inventory import Host, Inventory
 from slmops_bp.plan import Combo, Plan, build_plan
-from slmops_bp.render import HEADER, combo_vars, group_name, inventory_data, write_tree
+from slmops_bp.render import (
+    HEADER,
+    combo_vars,
+    group_name,
+    inventory_data,
+    inventory_files,
+    write_tree,
+)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PLAYBOOK = "local.yml"
@@ -43,8 +49,6 @@ PULL_HEADER = HEADER.replace("(bp render)", "(bp render --pull)")
 # Connection settings that make no sense when the device runs the playbook on itself.
 REMOTE_ONLY_VARS = ("ansible_host", "ansible_port", "ansible_user")
 REMOTE_ONLY_PREFIXES = ("ansible_ssh_",)
-SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,200}")
-VARS_EXTENSIONS = (".yml", ".yaml", ".json")  # Ansible would also read host_vars/<name><ext>
 
 
 # ---------------------------------------------------------------- plain combinations
@@ -89,27 +93,15 @@ def pull_vars(plan: Plan, plain: Plan) -> dict[str, Any]:
     return {"bp_deployments": deployments, "bp_pull_classes": class_assignments(plain)}
 
 
-def pull_inventory(plan: Plan) -> tuple[dict[str, Any], dict[str, dict[str, Any]], list[str]]:
-    """The host list, each host's own vars file, and the secret vars left out.
-
-    Every planned host runs with ``ansible_connection: local``.  Its vars go into
-    ``inventory/host_vars/<host>.yml``, which Ansible reads only for the hosts it
-    runs on: a device then parses its own entry, not the whole fleet's (at 10,000
-    hosts one inline YAML inventory costs ansible-core 2.19 ~40 s and ~800 MB per
-    run; see docs/scale.md).  A name that is no safe file name keeps its vars inline.
-    """
+def pull_inventory(plan: Plan) -> tuple[dict[str, Any], list[str]]:
+    """The normal inventory with every planned host running on itself, and the dropped vars."""
     data, dropped = inventory_data(plan)
-    listed: dict[str, Any] = {}
-    files: dict[str, dict[str, Any]] = {}
+    hosts: dict[str, Any] = {}
     for name, host_vars in data["all"]["hosts"].items():
         local = {k: v for k, v in host_vars.items() if not _remote_only(k)}
         local["ansible_connection"] = "local"
-        if SAFE_FILE_NAME.fullmatch(name) and not name.endswith(VARS_EXTENSIONS):
-            listed[name] = None  # lighter for Ansible to load than {}
-            files[name] = local
-        else:
-            listed[name] = local
-    return {"all": {"hosts": listed}}, files, dropped
+        hosts[name] = local
+    return {"all": {"hosts": hosts}}, dropped
 
 
 def _remote_only(key: str) -> bool:
@@ -164,7 +156,7 @@ def _template(name: str, context: dict[str, Any]) -> str:
 def pull_files(plan: Plan) -> dict[str, str]:
     """Relative path → text of every generated file (the collection is copied apart)."""
     plain = plain_plan(plan)
-    inventory, host_files, dropped = pull_inventory(plan)
+    inventory, dropped = pull_inventory(plan)
     note = PULL_HEADER + "\nEach host's variables are in host_vars/<host>.yml."
     if dropped:
         note += "\nSecret variables are never written here (" + ", ".join(dropped) + ")."
@@ -181,13 +173,9 @@ def pull_files(plan: Plan) -> dict[str, str]:
     files = {
         PLAYBOOK: _template("local.yml.j2", {"deployments": deployments}),
         "vars/bp.yml": ansible_yaml.dump(pull_vars(plan, plain), header=PULL_HEADER),
-        "inventory/hosts.yml": ansible_yaml.dump(inventory, unsafe=False, header=note),
         "README.md": _template("pull-README.md.j2", readme),
+        **inventory_files(inventory, PULL_HEADER, note),
     }
-    for name, host_vars in host_files.items():
-        files[f"inventory/host_vars/{name}.yml"] = ansible_yaml.dump(
-            host_vars, unsafe=False, header=PULL_HEADER
-        )
     return files
 
 

@@ -30,6 +30,8 @@ CONNECTION_VARS = re.compile(
     r"|become|become_method|become_user|shell_type|shell_executable|remote_tmp)|bp_.*)$"
 )
 SECRET_VARS = re.compile(r"(pass|secret|token|private_key|vault)", re.IGNORECASE)
+SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,200}")
+VARS_EXTENSIONS = (".yml", ".yaml", ".json")  # Ansible would also read host_vars/<name><ext>
 
 
 def content_root() -> Path:
@@ -173,6 +175,39 @@ def inventory_data(plan: Plan) -> tuple[dict[str, Any], list[str]]:
     return {"all": {"hosts": hosts, "children": children}}, sorted(dropped)
 
 
+def split_host_vars(
+    hosts: Mapping[str, dict[str, Any]],
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Host list for the inventory file, and each host's vars for ``host_vars/<host>.yml``.
+
+    Ansible reads a host's vars file only for the hosts it runs on, while one
+    inline YAML inventory is parsed whole on every run: at 10,000 hosts that costs
+    ansible-core 2.19 about 90 s and 1 GB (docs/scale.md).  A name that is no safe
+    file name keeps its vars inline.
+    """
+    listed: dict[str, Any] = {}
+    files: dict[str, dict[str, Any]] = {}
+    for name, host_vars in hosts.items():
+        if SAFE_FILE_NAME.fullmatch(name) and not name.endswith(VARS_EXTENSIONS):
+            listed[name] = None
+            files[name] = host_vars
+        else:
+            listed[name] = host_vars
+    return listed, files
+
+
+def inventory_files(inventory: dict[str, Any], header: str, note: str) -> dict[str, str]:
+    """``inventory/hosts.yml`` (hosts and groups) and ``inventory/host_vars/*.yml``."""
+    listed, files = split_host_vars(inventory["all"]["hosts"])
+    data = {"all": {**inventory["all"], "hosts": listed}}
+    out = {"inventory/hosts.yml": ansible_yaml.dump(data, unsafe=False, header=note)}
+    for name, host_vars in files.items():
+        out[f"inventory/host_vars/{name}.yml"] = ansible_yaml.dump(
+            host_vars, unsafe=False, header=header
+        )
+    return out
+
+
 def playbook_context(plan: Plan) -> dict[str, Any]:
     deployments = []
     for dep in plan.order:
@@ -207,7 +242,7 @@ def _jinja_env(templates: Path) -> Any:
     )
 
 
-def render_files(plan: Plan, *, pull: bool = False) -> dict[str, str]:
+def render_files(plan: Plan) -> dict[str, str]:
     """Relative path → text of every generated file (the collection is copied apart)."""
     root = content_root()
     env = _jinja_env(root / "templates")
@@ -231,7 +266,7 @@ def render_files(plan: Plan, *, pull: bool = False) -> dict[str, str]:
         },
         "project/status.yml": env.get_template("status.yml.j2").render(context),
         "project/vars/bp.yml": ansible_yaml.dump(project_vars(plan), header=HEADER),
-        "inventory/hosts.yml": ansible_yaml.dump(inventory, unsafe=False, header=note),
+        **inventory_files(inventory, HEADER, note),
         "env/envvars": ansible_yaml.dump(
             {"ANSIBLE_RETRY_FILES_ENABLED": "false", "ANSIBLE_NOCOLOR": "true"}, unsafe=False
         ),

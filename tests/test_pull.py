@@ -34,6 +34,7 @@ from click.testing import CliRunner
 from slmops_bp import pull
 from slmops_bp.cli import cli
 from slmops_bp.pipeline import compile_and_plan
+from slmops_bp.render import split_host_vars
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -562,8 +563,9 @@ def test_a_host_name_that_is_no_safe_file_name_keeps_its_vars_inline(tmp_path: P
         "box.yml": {"bp_root": "/srv/a"}, "box": {"bp_root": "/srv/b"}}}}}}))  # fmt: skip
     planned = compile_and_plan(str(blueprints), [str(inv)])
     assert planned.plan is not None and planned.ok, planned.diagnostics
-    listed, files, _ = pull.pull_inventory(planned.plan)
+    inventory, _ = pull.pull_inventory(planned.plan)
+    listed, files = split_host_vars(inventory["all"]["hosts"])
     assert set(files) == {"box"} and files["box"]["bp_root"] == "/srv/b"
-    assert listed["all"]["hosts"]["box"] is None
-    assert listed["all"]["hosts"]["box.yml"]["bp_root"] == "/srv/a"
-    assert listed["all"]["hosts"]["box.yml"]["ansible_connection"] == "local"
+    assert listed["box"] is None
+    assert listed["box.yml"]["bp_root"] == "/srv/a"
+    assert listed["box.yml"]["ansible_connection"] == "local"

@@ -20,8 +20,17 @@ def run(blueprints: str, inventory: Sequence[str], output: str, pull: bool) -> i
         return 1
     render(planned.plan, Path(output), pull=pull)
     hosts = sum(1 for hp in planned.plan.hosts.values() if hp.assignments)
-    sys.stderr.write(
-        f"rendered {output}: {hosts} hosts, {len(planned.plan.combos)} combinations; run it with\n"
-        f"  ansible-playbook -i {output}/inventory {output}/project/site.yml\n"
-    )
+    summary = f"rendered {output}: {hosts} hosts, {len(planned.plan.combos)} combinations"
+    if pull:
+        sys.stderr.write(
+            f"{summary}; publish it to git, then on each device\n"
+            f"  ansible-pull -U <repo> -i inventory/hosts.yml --limit <host> -o\n"
+            f"(see {output}/README.md for the cron line and the systemd timer)\n"
+        )
+    else:
+        sys.stderr.write(
+            f"{summary}; run it with\n"
+            f"  ansible-playbook -i {output}/inventory {output}/project/site.yml\n"
+            f"  or: ansible-runner run {output} -p site.yml\n"
+        )
     return 0
