@@ -108,9 +108,11 @@ class Tracker:
             self.touched.add(key)
         if kind == "runner_on_failed" and not data.get("ignore_errors"):
             msg = str(res.get("msg", "") or "")
-            self.failed.setdefault(key, msg)
             if ROLLED_BACK_MARK in msg or ROLLED_BACK_MARK in str(data.get("task", "")):
                 self.rolled_back.add(key)
+                self.failed[key] = msg  # the final word, not the failure the rescue caught
+            else:
+                self.failed.setdefault(key, msg)
         elif kind == "runner_on_unreachable":
             self.unreachable.setdefault(key, str(res.get("msg", "") or "unreachable"))
         elif kind == "runner_on_ok" and res.get("changed"):

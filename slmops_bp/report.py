@@ -11,6 +11,11 @@ from slmops_bp.diagnostics import Diagnostic, Severity
 FORMATS = ("text", "json", "github")
 
 
+def count(n: int, noun: str) -> str:
+    """``1 host``, ``3 hosts``."""
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
 def summary(diags: Sequence[Diagnostic]) -> str:
     errors = sum(1 for d in diags if d.severity is Severity.ERROR)
     warnings = sum(1 for d in diags if d.severity is Severity.WARNING)

@@ -172,12 +172,12 @@ def _user() -> str | None:
         return None
 
 
-def write_table(outcome: Outcome, plan: Plan) -> None:
+def write_table(outcome: Outcome, plan: Plan, title: str = "bp apply") -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console(file=sys.stdout, width=max(100, shutil.get_terminal_size().columns))
-    table = Table(title="bp apply", show_lines=False)
+    table = Table(title=title, show_lines=False)
     for column in ("host", "status", "changed", "stage", "deployment", "message"):
         table.add_column(column, overflow="fold")
     colours = {"ok": "green", "failed": "red", "unreachable": "magenta",
@@ -189,7 +189,7 @@ def write_table(outcome: Outcome, plan: Plan) -> None:
             str(r.changed),
             str(r.stage),
             r.deployment,
-            r.message[:200],
+            r.message[:400],
         )
     console.print(table)
     counts: dict[str, int] = {}

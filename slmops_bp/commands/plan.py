@@ -89,8 +89,8 @@ def write_summary(plan: Plan, out: TextIO) -> None:
     bset = plan.blueprints
     managed = sum(1 for hp in plan.hosts.values() if hp.assignments)
     out.write(
-        f"Plan: {_count(len(plan.hosts), 'host')} classified ({managed} with deployments), "
-        f"{_count(len(plan.order), 'deployment')}, {len(plan.unmanaged)} unmanaged\n"
+        f"Plan: {report.count(len(plan.hosts), 'host')} classified ({managed} with deployments), "
+        f"{report.count(len(plan.order), 'deployment')}, {len(plan.unmanaged)} unmanaged\n"
     )
     per_dep: dict[str, dict[str, Counter[tuple[str, str, str, str, tuple[str, ...]]]]]
     per_dep = defaultdict(lambda: defaultdict(Counter))
@@ -111,13 +111,12 @@ def write_summary(plan: Plan, out: TextIO) -> None:
             continue
         for cls in sorted(per_dep[dep]):
             counts = per_dep[dep][cls]
-            out.write(f"    class {cls}: {_count(sum(counts.values()), 'host')}\n")
+            out.write(f"    class {cls}: {report.count(sum(counts.values()), 'host')}\n")
             for (variant, runtime, accel, delivery, overlays), n in sorted(counts.items()):
                 extra = f", overlays {'+'.join(overlays)}" if overlays else ""
                 what = f"{variant} on {runtime}/{accel}"
-                out.write(
-                    f"      + {what:<40} {_count(n, 'host'):>11}  delivery {delivery}{extra}\n"
-                )
+                hosts = report.count(n, "host")
+                out.write(f"      + {what:<40} {hosts:>11}  delivery {delivery}{extra}\n")
         batches = plan.stages.get(dep, [])
         if batches:
             stages = ", ".join(f"{i}: {len(b)}" for i, b in enumerate(batches, start=1))
@@ -129,7 +128,3 @@ def write_summary(plan: Plan, out: TextIO) -> None:
     if warnings:
         out.write(f"\n  {warnings} warning(s) below\n")
     out.write("\n")
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' * (n != 1)}"

@@ -64,5 +64,5 @@ def run(
         json.dump(outcome.as_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        write_table(outcome, plan)
+        write_table(outcome, plan, title=f"bp rollback {deployment}")
     return 0 if outcome.ok else 1

@@ -15,7 +15,8 @@ def run(paths: Sequence[str], fmt: str) -> int:
     if fmt == "text":
         status = "ok" if compiled.ok else "failed"
         sys.stderr.write(
-            f"{status}: {compiled.documents} documents in {compiled.files} files, "
+            f"{status}: {report.count(compiled.documents, 'document')} in "
+            f"{report.count(compiled.files, 'file')}, "
             f"{report.summary(compiled.diagnostics)}\n"
         )
     return 0 if compiled.ok else 1

@@ -234,6 +234,16 @@ def stage(params, check_mode):
     return result
 
 
+def drop_empty_release_dir(dest, check_mode):
+    """A failed staging leaves no empty release directory behind."""
+    if check_mode:
+        return
+    try:
+        os.rmdir(os.path.dirname(os.path.abspath(dest)))
+    except OSError:
+        pass  # not empty (an earlier good file, a controller copy) or already gone
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -257,8 +267,10 @@ def main():
     try:
         result = stage(module.params, module.check_mode)
     except BpError as exc:
+        drop_empty_release_dir(module.params["dest"], module.check_mode)
         module.fail_json(msg=str(exc), dest=module.params["dest"], present=False)
     except (IOError, OSError) as exc:
+        drop_empty_release_dir(module.params["dest"], module.check_mode)
         module.fail_json(msg="staging %s failed: %s" % (module.params["dest"], exc), present=False)
     module.exit_json(**result)
 
