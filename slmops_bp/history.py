@@ -55,14 +55,14 @@ class Run:
 
 
 def git_revision(path: Path) -> str | None:
-    """The blueprint repository's HEAD (with ``-dirty`` when it has changes), if any."""
+    """The repository's HEAD, ``-dirty`` when the blueprints differ from it; None outside git."""
     try:
         rev = subprocess.run(
             ["git", "-C", str(path), "rev-parse", "HEAD"],
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "-C", str(path), "status", "--porcelain"],
+        dirty = subprocess.run(  # only the blueprints count, not the rest of the repository
+            ["git", "-C", str(path), "status", "--porcelain", "--", "."],
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()  # fmt: skip
     except (OSError, subprocess.SubprocessError):
