@@ -176,7 +176,7 @@ def write_text(rows: Sequence[Row]) -> None:
             r.host, r.deployment, r.running or "-", r.planned or "-",
             f"[{colour}]{r.health}[/]",
             "-" if r.latency_ms is None else f"{float(r.latency_ms):.3g}ms",
-            "-" if r.tokens_per_s is None else f"{float(r.tokens_per_s):.4g}",
+            "-" if r.tokens_per_s is None else f"{float(r.tokens_per_s):,.1f}",
             "; ".join(r.drift) or "[green]none[/]",
         )  # fmt: skip
     Console(file=sys.stdout, width=140).print(table)
