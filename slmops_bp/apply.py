@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,7 +150,7 @@ def judge(plan: Plan, tracker: Tracker, rc: int, status: str) -> Outcome:
                 outcome.halted_deployment = dep
                 outcome.halt_reason = (
                     f"deployment '{dep}' stage {number}: {bad} of {len(batch)} hosts failed or "
-                    f"unreachable (max_failures {_fmt_limit(spec.rollout.max_failures)})"
+                    f"unreachable (max_failures {spec.rollout.max_failures})"
                 )
     for name, result in outcome.hosts.items():
         result.changed = tracker.changed.get(name, 0)
@@ -161,10 +163,6 @@ _SEVERITY = {"skipped": 0, "ok": 1, "rolled_back": 2, "failed": 3, "unreachable"
 def _set(result: HostResult, status: str, stage: int, dep: str, message: str) -> None:
     if _SEVERITY[status] > _SEVERITY[result.status]:
         result.status, result.stage, result.deployment, result.message = status, stage, dep, message
-
-
-def _fmt_limit(value: object) -> str:
-    return str(value)
 
 
 # ---------------------------------------------------------------- running
@@ -245,9 +243,6 @@ def run_playbook(
 
 def ansible_playbook() -> str:
     """The ansible-playbook of this environment (next to our Python), else the one on PATH."""
-    import shutil
-    import sys
-
     local = Path(sys.executable).parent / "ansible-playbook"
     if local.is_file():
         return str(local)

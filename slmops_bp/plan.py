@@ -11,11 +11,11 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from slmops_bp.blueprint import BlueprintSet, Entry
-from slmops_bp.diagnostics import Diagnostic, Severity, error
+from slmops_bp.diagnostics import Diagnostic, Severity, did_you_mean, error
 from slmops_bp.inventory import Host, Inventory
 from slmops_bp.model import DeploymentSpec, DeviceClassSpec, HostMatch, OverlaySpec
 from slmops_bp.overlays import effective_spec, overlay_conflicts
@@ -180,8 +180,6 @@ def _match_reason(spec: DeviceClassSpec, host: Host) -> str:
 
 
 def _unknown_class(host: str, value: object, bset: BlueprintSet, inv: Inventory) -> Diagnostic:
-    from slmops_bp.diagnostics import did_you_mean
-
     hint = did_you_mean(value, bset.device_classes) if isinstance(value, str) else ""
     return error(
         "BP803",
@@ -239,8 +237,6 @@ def _has(hp: HostPlan, dep: str) -> bool:
 
 
 def _with_stage(a: Assignment, stage: int) -> Assignment:
-    from dataclasses import replace
-
     return replace(a, stage=stage)
 
 

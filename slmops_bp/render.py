@@ -20,7 +20,7 @@ from slmops_bp import __version__, ansible_yaml
 from slmops_bp.diagnostics import EnvironmentFailure
 from slmops_bp.plan import Combo, Plan
 from slmops_bp.policy import policy_digest
-from slmops_bp.quantities import Percent
+from slmops_bp.quantities import Percent, format_duration
 from slmops_bp.stages import max_fail_percentage
 
 COLLECTION = Path("collections") / "ansible_collections" / "slmops" / "bp"
@@ -131,8 +131,6 @@ def combo_vars(plan: Plan, combo: Combo) -> dict[str, Any]:
 
 
 def _duration(seconds: float | None) -> str | None:
-    from slmops_bp.quantities import format_duration
-
     return None if seconds is None else format_duration(seconds)
 
 
