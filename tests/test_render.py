@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import filecmp
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -123,7 +124,8 @@ def test_blueprint_values_are_unsafe_data_and_read_back_verbatim(tmp_path: Path)
     out = tmp_path / "out"
     render_example(out)
     text = (out / "project" / "vars" / "bp.yml").read_text()
-    assert '"bp_deployments": !unsafe' in text
+    assert '"description": !unsafe "' in text  # per string, never on a container
+    assert not re.search(r":\s+!unsafe\s*$", text, re.MULTILINE)
     loaded = yaml.load(text, Loader=AnsibleLoader)
     plain = yaml.safe_load(text.replace("!unsafe", ""))
     assert _plain(loaded) == plain

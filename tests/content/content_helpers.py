@@ -3,7 +3,7 @@
 The shapes here are the data contract between the compiler and the Ansible content
 (playbooks/): ``project/site.yml`` rendered from ``playbooks/templates/site.yml.j2``,
 ``project/collections/`` (a copy of the collection), ``project/vars/bp.yml`` with every
-string double-quoted and every top-level container tagged ``!unsafe`` (see ``dump_unsafe``),
+string double-quoted and tagged ``!unsafe`` where it could hold a template (``dump_unsafe``),
 ``inventory/hosts.yml`` and ``env/``.
 """
 
@@ -23,6 +23,8 @@ from typing import Any
 
 import jinja2
 import yaml
+
+from slmops_bp import ansible_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
@@ -95,42 +97,11 @@ def sha256(data: bytes) -> str:
 # ---------------------------------------------------------------- compiler-shaped inputs
 
 
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
-    # every string double-quoted: YAML 1.1 readers keep "no", "1.10", "0042", "~" as strings
-    return dumper.represent_scalar("tag:yaml.org,2002:str", str(value), style='"')
-
-
-class UnsafeDumper(yaml.SafeDumper):
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        # indent list items under their key, as yamllint (and ansible-lint) expect
-        return super().increase_indent(flow, False)
-
-
-UnsafeDumper.add_representer(str, _represent_str)
-
-
 def dump_unsafe(data: dict[str, Any]) -> str:
-    """YAML for vars/bp.yml: strings double-quoted, every top-level container tagged ``!unsafe``.
-
-    The tag sits on the containers, not on the strings: Ansible then marks every string inside
-    as never to be templated, while ansible-core 2.19 re-resolves a *tagged scalar* as if it were
-    plain (``!unsafe "1.10"`` loads as the float 1.1, ``!unsafe "on"`` as True). This is what
-    ``slmops_bp.ansible_yaml.dump`` emits too.
-    """
-    dumper_cls = UnsafeDumper
-    chunks = []
-    for key in sorted(data):
-        node = dumper_cls(None).represent_data({key: data[key]})  # type: ignore[arg-type]
-        for key_node, value_node in node.value:
-            key_node.style = None
-            if isinstance(value_node, yaml.MappingNode | yaml.SequenceNode):
-                value_node.tag = "!unsafe"
-        chunks.append(
-            yaml.serialize(
-                node, Dumper=dumper_cls, explicit_start=False, width=1000, allow_unicode=True
-            )
-        )
-    return "".join(chunks)
+    """YAML for vars/bp.yml (without the document start), exactly as the compiler writes it:
+    strings double-quoted, each string that could hold a template tagged ``!unsafe``
+    (``slmops_bp.ansible_yaml`` explains why per scalar)."""
+    return ansible_yaml.dump(data).removeprefix("---\n")
 
 
 def render_template(name: str, deployments: list[dict[str, Any]]) -> str:
