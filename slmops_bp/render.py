@@ -19,7 +19,7 @@ from typing import Any
 from slmops_bp import __version__, ansible_yaml
 from slmops_bp.diagnostics import EnvironmentFailure
 from slmops_bp.plan import Combo, Plan
-from slmops_bp.policy import policy_digest
+from slmops_bp.policy import egress_entries, policy_digest
 from slmops_bp.quantities import Percent, format_duration
 from slmops_bp.stages import max_fail_percentage
 
@@ -96,7 +96,10 @@ def combo_vars(plan: Plan, combo: Combo) -> dict[str, Any]:
             "digest": policy_digest(policy),
             "residency": policy.residency,
             "telemetry": policy.telemetry,
-            "egress": {"default": policy.egress.default, "allow": list(policy.egress.allow)},
+            "egress": {
+                "default": policy.egress.default,
+                "allow": egress_entries(policy.egress.allow),
+            },
             "logging": {
                 "prompts": policy.logging.prompts,
                 "outputs": policy.logging.outputs,
