@@ -54,7 +54,8 @@ def _reject_control(value: str, what: str) -> str:
 def _name(value: object) -> str:
     if not isinstance(value, str):
         raise PydanticCustomError("string_type", "Input should be a valid string")
-    _reject_control(value, "name")
+    if len(value) <= NAME_MAX:  # a longer one is refused below, whatever it holds
+        _reject_control(value, "name")
     if len(value) > NAME_MAX or not re.match(NAME_PATTERN, value):
         raise PydanticCustomError(
             "bp_name",

@@ -80,7 +80,10 @@ def artifact_file(uri: str) -> str:
         raise ValueProblem(
             f"URI {shown(uri)} does not name a file: its path must end in a file name"
         )
-    name = unquote(path.rsplit("/", 1)[-1], errors="strict")
+    try:
+        name = unquote(path.rsplit("/", 1)[-1], errors="strict")
+    except UnicodeDecodeError:
+        raise ValueProblem(f"URI {shown(uri)}: its file name is not UTF-8 once decoded") from None
     if "/" in name or "\\" in name or any(unicodedata.category(ch)[0] == "C" for ch in name):
         raise ValueProblem(
             f"URI {shown(uri)}: its file name {shown(name)} holds a path separator or a "

@@ -74,6 +74,7 @@ def test_the_file_name_comes_from_the_uri_path(uri: str, name: str) -> None:
         ("http://h/m/%2e%2e", "ends in '..'"),
         ("http://h/m/..%2F..%2Fx", "path separator"),
         ("http://h/m/a%00b", "control character"),
+        ("http://h/m/a%ffb", "not UTF-8"),
         ("file://server/srv/a.onnx", "names a host"),
         ("ftp://h/a.onnx", "use https://"),
         ("http://h/" + "a" * 300, "longer than 255 bytes"),
