@@ -54,6 +54,7 @@ def check_segment(value: str, what: str = "version") -> str:
 # ---------------------------------------------------------------- artifact URIs
 
 
+@lru_cache(maxsize=4096)
 def artifact_file(uri: str) -> str:
     """The file name an artifact is stored under on the device: the URI path's last segment.
 
