@@ -213,7 +213,7 @@ def _describe(value: object) -> str:
     return type(value).__name__
 
 
-def _data_loc(data: Any, loc: Sequence[str | int], etype: str = "") -> Loc:
+def _data_loc(data: Any, loc: Sequence[str | int], etype: str) -> Loc:
     """Drop pydantic's union tags: keep only the steps that exist in the data.
 
     A step missing from the data is kept only where it names a key (the last
@@ -222,20 +222,19 @@ def _data_loc(data: Any, loc: Sequence[str | int], etype: str = "") -> Loc:
     """
     out: list[str | int] = []
     node = data
-    for number, step in enumerate(loc):
+    for step in loc:
         if (isinstance(node, dict) and isinstance(step, str) and step in node) or (
             isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
         ):
             out.append(step)
             node = node[step]  # type: ignore[index]
-        elif isinstance(node, dict) and isinstance(step, str) and _names_key(etype, loc, number):
+        elif isinstance(node, dict) and isinstance(step, str) and etype in _KEY_ERRORS:
             out.append(step)  # a missing or unknown key: keep it, stop here
             break
     return tuple(out)
 
 
-def _names_key(etype: str, loc: Sequence[str | int], number: int) -> bool:
-    return etype in ("missing", "extra_forbidden") or (not etype and number == len(loc) - 1)
+_KEY_ERRORS = ("missing", "extra_forbidden")
 
 
 def _model_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
