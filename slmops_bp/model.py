@@ -147,7 +147,9 @@ Size = Annotated[
     int,
     PlainValidator(_quantity(q.parse_size, "size")),
     PlainSerializer(q.format_size, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": q.SIZE_PATTERN, "examples": ["512MiB", "2.4GB"]}),
+    WithJsonSchema(
+        {"type": "string", "pattern": q.NONZERO_SIZE_PATTERN, "examples": ["512MiB", "2.4GB"]}
+    ),
 ]
 SizeOrZero = Annotated[
     int,

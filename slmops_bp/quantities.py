@@ -24,6 +24,11 @@ SIZE_UNITS: dict[str, int] = {
 }
 SIZE_PATTERN = r"^[0-9]+(\.[0-9]+)?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
 _SIZE_RE = re.compile(SIZE_PATTERN)
+NONZERO_SIZE_PATTERN: Final = (
+    r"^(?!0+(\.0+)?\s?[KMGT]?i?B$)"  # not zero
+    r"([0-9]+\s?B|[0-9]+(\.[0-9]+)?\s?(KB|MB|GB|TB|KiB|MiB|GiB|TiB))$"  # whole bytes in B
+)
+"""What the JSON Schema can say of a size a device can have (the bound is checked by bp)."""
 
 DURATION_UNITS: dict[str, float] = {
     "ms": 0.001,
