@@ -33,8 +33,8 @@ class Unsafe(str):
 
 
 def _unsafe_tag_keeps_string(text: str) -> bool:
-    tag = yaml.resolver.Resolver().resolve(yaml.ScalarNode, text, (True, False))
-    return bool(tag == "tag:yaml.org,2002:str")
+    resolver: Any = yaml.resolver.Resolver()
+    return bool(resolver.resolve(yaml.ScalarNode, text, (True, False)) == "tag:yaml.org,2002:str")
 
 
 def _keys(value: Mapping[str, Any]) -> list[str]:

@@ -333,7 +333,7 @@ def test_vault_and_unsafe_values_go_through_ansible(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "content",
-    ["[v6]\n[::1]:22\nfe80::1\n", "[odd]\nweird_\n-dash\n"],
+    ["[v6]\n[::1:2]:22\nfe80::1%eth0\n", "[odd]\nweird_\n-dash\n"],
     ids=["ipv6", "invalid-hostnames"],
 )
 def test_unusual_host_patterns_go_through_ansible(tmp_path: Path, content: str) -> None:
@@ -558,6 +558,9 @@ def test_only_the_empty_source_gets_bp802(tmp_path: Path) -> None:
         ("k[y:B]", ["ky", "kz", "kA", "kB"], None),
         ("10.0.0.[1:2]", ["10.0.0.1", "10.0.0.2"], None),
         ("n[3:1]", [], None),
+        ("[::1]:22", ["::1"], 22),
+        ("fe80::1", ["fe80::1"], None),
+        ("[2001:db8::7]:2222", ["2001:db8::7"], 2222),
     ],
 )
 def test_expand_hostpattern(pattern: str, hosts: list[str], port: int | None) -> None:
@@ -565,7 +568,8 @@ def test_expand_hostpattern(pattern: str, hosts: list[str], port: int | None) ->
 
 
 @pytest.mark.parametrize(
-    "pattern", ["[::1]:22", "fe80::1", "bad_", "-x", "a b", "w[01:3]", "k[Y:b]", "n[1:3:0]"]
+    "pattern",
+    ["fe80::1%eth0", "2001:db8::[1:3]", "bad_", "-x", "a b", "w[01:3]", "k[Y:b]", "n[1:3:0]"],
 )
 def test_expand_hostpattern_refuses_what_it_cannot_reproduce(pattern: str) -> None:
     with pytest.raises(Unsupported):

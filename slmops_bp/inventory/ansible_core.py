@@ -57,7 +57,8 @@ class _Recorder:
     """Collects what Ansible would print; tracks which source is being parsed."""
 
     failures: list[_Failure] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, Ansible's warning)
+    # (file, line, column, Ansible's warning): what Ansible warns about and goes on
+    skipped: list[tuple[str, int, int, str]] = field(default_factory=list)
     too_large: list[RangeTooLarge] = field(default_factory=list)
     top: str = ""
     file: str = ""
@@ -69,19 +70,32 @@ class _Recorder:
         name = plugin.group(1) if plugin else ""
         self.failures.append(_Failure(self.top, self.file, name, text, line, column))
 
-    def warning(self, msg: str, *_: Any, **__: Any) -> None:
+    def warning(self, msg: str, *_: Any, obj: Any = None, **__: Any) -> None:
         text = str(msg)
         legacy = re.search(r"Failed to parse (.+?) with (\S+) plugin: (.*)", text, re.S)
         if legacy:  # ansible-core < 2.19 reports plugin failures as plain warnings
             path, plugin, detail = legacy.groups()
             self.failures.append(_Failure(self.top, path, plugin, _one_line(detail)))
         elif text.startswith("Skipping "):
-            self.skipped.append((self.file, _one_line(text)))
+            self.skipped.append((self.file, 0, 0, _type_names(_one_line(text))))
         elif text.startswith("Found both group and host"):  # after all sources are read
-            self.skipped.append((self.top, _one_line(text)))
+            self.skipped.append((self.top, 0, 0, _one_line(text)))
+        elif text.startswith("Found duplicate mapping key"):
+            origin = _origin_of(obj)
+            path = getattr(origin, "path", None) or self.file
+            line = getattr(origin, "line_num", None) or 0
+            column = getattr(origin, "col_num", None) or 0
+            self.skipped.append((str(path), line, column, _one_line(text)))
 
     def ignore(self, *_: Any, **__: Any) -> None:
         return None
+
+
+def _type_names(text: str) -> str:
+    """ "<class '..._AnsibleTaggedList'>" -> "list", as the fast path says it."""
+    return re.sub(
+        r"<class '(?:[\w.]*\.)?(?:_AnsibleTagged)?(\w+)'>", lambda m: m.group(1).lower(), text
+    )
 
 
 def _one_line(text: str) -> str:
@@ -265,7 +279,10 @@ def _parse_diagnostics(
         _failure_diag(f, shown, as_error=nothing_left)
         for f in _preferred_failures(recorder.failures)
     ]
-    diags += [warning(CODE_SKIPPED, text, shown.get(path, path)) for path, text in recorder.skipped]
+    diags += [
+        warning(CODE_SKIPPED, text, shown.get(path, path), line, column)
+        for path, line, column, text in dict.fromkeys(recorder.skipped)
+    ]
     failed_tops = {f.top for f in recorder.failures}
     for top, hosts in manager.bp_hosts.items():
         if not hosts and top not in failed_tops:

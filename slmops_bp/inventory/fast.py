@@ -47,12 +47,12 @@ def load_fast(
             diags.append(warning(CODE_NO_HOSTS, "inventory source defines no hosts", shown[path]))
     model.source = resolved[-1]  # where Ansible's reconcile warnings are reported
     model.reconcile()
-    for path, message in model.warnings:
-        diags.append(warning(CODE_SKIPPED, message, shown.get(path, path)))
     files: dict[str, dict[str, Any]] = {}
-    vars_dirs = [VarsDir(path, files) for path in resolved]
+    vars_dirs = [VarsDir(path, files, model) for path in resolved]
     inventory = Inventory(effective_hosts(model, vars_dirs), {}, list(given), "fast")
     inventory.groups = group_members(model.groups, inventory.hosts)
+    for path, line, column, message in model.warnings:
+        diags.append(warning(CODE_SKIPPED, message, shown.get(path, path), line, column))
     return inventory, diags
 
 
@@ -89,10 +89,13 @@ def _parse_file(path: str, model: Model, range_limit: int) -> None:
     if text.startswith("\ufeff"):
         raise Unsupported(f"{path} starts with a byte order mark")
     if not ext or ext in YAML_EXTENSIONS:
-        data = load_structured(text, path)
+        duplicates: list[tuple[int, int, str]] = []
+        data = load_structured(text, path, duplicates)
         if isinstance(data, dict) and data.get("plugin"):
             raise Unsupported(f"{path} is an inventory plugin configuration")
         if isinstance(data, dict) and data:
+            for line, column, message in duplicates:
+                model.warn(message, line, column)
             YamlParser(model, range_limit, text).parse(data)
             return
     IniParser(model, range_limit).parse(text)

@@ -20,7 +20,8 @@ from slmops_bp.inventory.values import (
 class VarsDir:
     """group_vars/ and host_vars/ next to one inventory source (host_group_vars plugin)."""
 
-    def __init__(self, source: str, files: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, source: str, files: dict[str, dict[str, Any]], model: Model) -> None:
+        self._model = model  # collects Ansible's warnings (duplicate keys)
         base = source if os.path.isdir(source) else os.path.dirname(source)
         real = os.path.realpath(os.path.abspath(base))
         self._dirs = {kind: os.path.join(real, kind) for kind in ("group_vars", "host_vars")}
@@ -64,7 +65,11 @@ class VarsDir:
 
     def _load(self, path: str) -> dict[str, Any]:
         if path not in self._files:
-            data = load_structured(read_text(path), path)
+            duplicates: list[tuple[int, int, str]] = []
+            data = load_structured(read_text(path), path, duplicates)
+            self._model.source = path
+            for line, column, message in duplicates:
+                self._model.warn(message, line, column)
             if data is NOT_STRUCTURED:
                 raise Unsupported(f"{path} is neither YAML nor JSON")
             if data and not isinstance(data, dict):

@@ -142,11 +142,12 @@ class Model:
         self.hosts: dict[str, _HostRecord] = {}
         self.touched: set[str] = set()
         self.source = ""  # the file being parsed (for warnings)
-        self.warnings: list[tuple[str, str]] = []  # (file, message): what Ansible warns about
+        # (file, line, column, message): what Ansible warns about and goes on
+        self.warnings: list[tuple[str, int, int, str]] = []
         self.add_child("all", "ungrouped")
 
-    def warn(self, message: str) -> None:
-        self.warnings.append((self.source, message))
+    def warn(self, message: str, line: int = 0, column: int = 0) -> None:
+        self.warnings.append((self.source, line, column, message))
 
     def add_group(self, name: object) -> str:
         if not isinstance(name, str) or not _SAFE_GROUP.fullmatch(name):

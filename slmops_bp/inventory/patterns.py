@@ -7,6 +7,7 @@ it); bp counts a pattern's hosts before expanding it and refuses more than
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import string
@@ -67,12 +68,25 @@ def parse_address(pattern: str) -> tuple[str, int | None]:
         match = regex.fullmatch(address)
         if match:
             address, port = match.group(1), int(match.group(2))
-    if not _HOSTNAME.fullmatch(address):
+    if not (_HOSTNAME.fullmatch(address) or _is_ipv6(address)):
         raise Unsupported(f"host pattern {pattern!r}")
     return address, port
 
 
-def expand_hostpattern(pattern: object, limit: int = DEFAULT_RANGE_LIMIT) -> tuple[list[str], int | None]:
+def _is_ipv6(address: str) -> bool:
+    """A plain IPv6 address (no ranges, no zone): one that Ansible's ipv6 pattern takes."""
+    if ":" not in address or "[" in address or "%" in address:
+        return False
+    try:
+        ipaddress.IPv6Address(address)
+    except ValueError:
+        return False
+    return True
+
+
+def expand_hostpattern(
+    pattern: object, limit: int = DEFAULT_RANGE_LIMIT
+) -> tuple[list[str], int | None]:
     """BaseInventoryPlugin._expand_hostpattern: (host names, port)."""
     if not isinstance(pattern, str):
         raise Unsupported(f"host pattern {pattern!r}")

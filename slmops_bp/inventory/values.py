@@ -8,6 +8,7 @@ back as ``!unsafe``.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 from collections.abc import Mapping
@@ -92,7 +93,29 @@ _CSafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Loader(_CSafeLoader):  # type: ignore[misc]
-    """A safe loader that also knows Ansible's ``!unsafe``."""
+    """A safe loader that also knows Ansible's ``!unsafe`` and, like Ansible, notices
+    duplicate mapping keys (the last one wins; Ansible warns)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.bp_duplicates: list[tuple[int, int, str]] = []  # (line, column, message)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        mapping = super().construct_mapping(node, deep)
+        keys: set[Any] = set()
+        for key_node, _value_node in node.value:  # merged keys first, as Ansible sees them
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                seen = key in keys
+                keys.add(key)
+            except TypeError:  # unhashable keys are refused by the base class already
+                continue
+            if seen:
+                mark = key_node.start_mark
+                self.bp_duplicates.append(
+                    (mark.line + 1, mark.column + 1, f"Found duplicate mapping key {key!r}.")
+                )
+        return mapping
 
 
 def _mark_unsafe(value: Any) -> Any:
@@ -105,38 +128,45 @@ def _mark_unsafe(value: Any) -> Any:
     return value
 
 
-def _construct_unsafe(loader: Any, node: yaml.Node) -> Any:
+def _construct_unsafe(loader: Any, node: Any) -> Any:
+    """Ansible's constructor: 2.19+ re-resolves the node's implicit tag, older ones
+    always make a string of a scalar."""
     if isinstance(node, yaml.ScalarNode) and not ansible_219_or_newer():
-        return Unsafe(loader.construct_scalar(node))  # 2.16-2.18: always a string
-    copied = type(node)(
-        loader.resolve(type(node), node.value, (True, False)),
-        node.value,
-        node.start_mark,
-        node.end_mark,
-        *((node.style,) if isinstance(node, yaml.ScalarNode) else (node.flow_style,)),
-    )
-    if isinstance(node, yaml.ScalarNode):
-        copied.style = None
+        return Unsafe(loader.construct_scalar(node))
+    copied = copy.copy(node)
+    copied.tag = loader.resolve(type(node), node.value, (True, False))
     return _mark_unsafe(loader.construct_object(copied, deep=True))
 
 
 _Loader.add_constructor("!unsafe", _construct_unsafe)
 
 
-def load_structured(text: str, path: str) -> Any:
-    """parsing.utils.yaml.from_yaml: JSON first, then YAML; NOT_STRUCTURED if neither."""
+def load_structured(
+    text: str, path: str, duplicates: list[tuple[int, int, str]] | None = None
+) -> Any:
+    """parsing.utils.yaml.from_yaml: JSON first, then YAML; NOT_STRUCTURED if neither.
+
+    Duplicate mapping keys (Ansible warns and keeps the last) go to ``duplicates``
+    as ``(line, column, message)``.
+    """
     try:
         data = json.loads(text, object_hook=_json_object)
     except ValueError:
         pass
     else:
         return data
+    loader = _Loader(text)  # a safe loader, plus !unsafe
     try:
-        return yaml.load(text, Loader=_Loader)  # a safe loader, plus !unsafe
+        data = loader.get_single_data()
     except yaml.constructor.ConstructorError as exc:  # e.g. !vault: Ansible-only tags
         raise Unsupported(f"{path}: {exc.problem}") from exc
     except yaml.YAMLError:
         return NOT_STRUCTURED
+    finally:
+        loader.dispose()
+    if duplicates is not None:
+        duplicates.extend(loader.bp_duplicates)
+    return data
 
 
 def _json_object(data: dict[str, Any]) -> Any:

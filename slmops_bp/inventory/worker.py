@@ -8,6 +8,7 @@ runs in its own process group, which is killed as a whole when the limit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
@@ -34,7 +35,9 @@ def inventory_timeout() -> float:
     except ValueError:
         value = -1.0
     if not 0 < value < float("inf"):
-        raise EnvironmentFailure(f"{TIMEOUT_ENV} must be a positive number of seconds, got {text!r}")
+        raise EnvironmentFailure(
+            f"{TIMEOUT_ENV} must be a positive number of seconds, got {text!r}"
+        )
     return value
 
 
@@ -71,16 +74,12 @@ def run_ansible_path(
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait()
 
 
-def _timeout_diag(
-    given: list[str], resolved: list[str], err: bytes, timeout: float
-) -> Diagnostic:
+def _timeout_diag(given: list[str], resolved: list[str], err: bytes, timeout: float) -> Diagnostic:
     started = [
         line[len(PROGRESS) :]
         for line in err.decode("utf-8", errors="replace").splitlines()

@@ -39,7 +39,7 @@ class YamlParser:
             elif value is not None:
                 self.model.warn(
                     f"Skipping key ({key}) in group ({group}) as it is not a mapping,"
-                    f" it is a {type(value)}"
+                    f" it is a {type(value).__name__}"
                 )
         return group
 
