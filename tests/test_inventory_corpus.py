@@ -139,9 +139,12 @@ def test_corpus_agrees_with_ansible_inventory(tmp_path: Path, name: str) -> None
     assert positions(fast_diags) == positions(slow_diags)
     codes = [d.code for d in fast_diags]
     assert codes == ["BP809"] * case.warnings, [d.format() for d in fast_diags]
-    assert stderr.count("[WARNING]: Skipping") + stderr.count("[WARNING]: Found ") + len(
-        re.findall(r"\[WARNING\]: Unable to parse", stderr)
-    ) == case.warnings, stderr
+    assert (
+        stderr.count("[WARNING]: Skipping")
+        + stderr.count("[WARNING]: Found ")
+        + len(re.findall(r"\[WARNING\]: Unable to parse", stderr))
+        == case.warnings
+    ), stderr
 
 
 def test_corpus_unsafe_values_are_unsafe_and_typed_as_ansible_reads_them(tmp_path: Path) -> None:
