@@ -61,6 +61,8 @@ def load_inventory(
     finish in time (BP811); a source without hosts (BP802) and a source or key
     Ansible skips (BP809) are warnings.
     """
+    limit = range_limit()
+    timeout = inventory_timeout()
     given = [str(s) for s in sources]
     if not given:
         return None, [error(CODE_UNPARSEABLE, "no inventory source given")]
@@ -68,8 +70,6 @@ def load_inventory(
     missing = _missing_sources(given, resolved)
     if missing:
         return None, missing
-    limit = range_limit()
-    timeout = inventory_timeout()
     reason = "the fast path was disabled by the caller"
     if fast:
         try:

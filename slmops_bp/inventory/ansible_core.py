@@ -154,14 +154,15 @@ def _quiet_ansible(recorder: _Recorder) -> Iterator[None]:
         yield
 
 
-def _cap_host_ranges(recorder: _Recorder, limit: int) -> None:
-    """Count a host pattern's hosts before Ansible expands it (it has no limit)."""
-    from ansible.errors import AnsibleError
-    from ansible.plugins.inventory import BaseInventoryPlugin
+def _cap_host_ranges(plugin: Any, recorder: _Recorder, limit: int) -> None:
+    """Count a host pattern's hosts before the plugin expands it (Ansible has no limit)."""
+    original = getattr(plugin, "_expand_hostpattern", None)
+    if original is None or getattr(original, "bp_capped", False):
+        return
 
-    original = BaseInventoryPlugin._expand_hostpattern
+    def expand(hostpattern: Any) -> Any:
+        from ansible.errors import AnsibleError
 
-    def expand(self: Any, hostpattern: Any) -> Any:
         try:
             check_range(str(hostpattern), limit)
         except RangeTooLarge as exc:
@@ -169,21 +170,31 @@ def _cap_host_ranges(recorder: _Recorder, limit: int) -> None:
             exc.line = getattr(_origin_of(hostpattern), "line_num", 0) or 0
             recorder.too_large.append(exc)
             raise AnsibleError(str(exc)) from None
-        return original(self, hostpattern)
+        return original(hostpattern)
 
-    BaseInventoryPlugin._expand_hostpattern = expand
+    expand.bp_capped = True  # type: ignore[attr-defined]
+    plugin._expand_hostpattern = expand
 
 
 def _manager_class(base: Any) -> Any:
     """InventoryManager that records, per top-level source, the hosts it defines."""
 
     class RecordingInventoryManager(base):  # type: ignore[misc]
-        def __init__(self, loader: Any, sources: list[str], recorder: _Recorder) -> None:
+        def __init__(
+            self, loader: Any, sources: list[str], recorder: _Recorder, range_limit: int
+        ) -> None:
             self.bp_recorder = recorder
+            self.bp_range_limit = range_limit
             self.bp_hosts: dict[str, set[str]] = {}
             self.bp_parsed: dict[str, bool] = {}
             self.bp_depth = 0
             super().__init__(loader=loader, sources=sources)
+
+        def _fetch_inventory_plugins(self) -> list[Any]:
+            plugins: list[Any] = super()._fetch_inventory_plugins()
+            for plugin in plugins:
+                _cap_host_ranges(plugin, self.bp_recorder, self.bp_range_limit)
+            return plugins
 
         def parse_sources(self, cache: bool = False) -> None:
             data = self._inventory
@@ -244,10 +255,11 @@ def load_with_ansible(
         raise EnvironmentFailure(f"cannot import ansible-core: {exc}") from exc
     with _quiet_ansible(recorder):
         _init_plugin_loader()
-        _cap_host_ranges(recorder, range_limit)
         loader = DataLoader()
         try:
-            manager = _manager_class(InventoryManager)(loader, list(resolved), recorder)
+            manager = _manager_class(InventoryManager)(
+                loader, list(resolved), recorder, range_limit
+            )
         except Exception as exc:
             return None, [_exception_diag(exc, given[0])]
         if recorder.too_large:
@@ -266,7 +278,20 @@ def load_with_ansible(
 
 
 def _range_diag(exc: RangeTooLarge, shown: dict[str, str]) -> Diagnostic:
-    return error(CODE_RANGE, str(exc), shown.get(exc.path, exc.path), exc.line)
+    line = exc.line or _line_of(exc.path, exc.pattern)
+    return error(CODE_RANGE, str(exc), shown.get(exc.path, exc.path), line)
+
+
+def _line_of(path: str, text: str) -> int:
+    """The first line of ``path`` holding ``text`` (0 when unknown)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, start=1):
+                if text in line:
+                    return number
+    except OSError:
+        pass
+    return 0
 
 
 def _parse_diagnostics(

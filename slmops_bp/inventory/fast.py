@@ -20,7 +20,12 @@ from slmops_bp.inventory.model import (
     Unsupported,
     group_members,
 )
-from slmops_bp.inventory.values import YAML_EXTENSIONS, load_structured, read_text
+from slmops_bp.inventory.values import (
+    NOT_STRUCTURED,
+    YAML_EXTENSIONS,
+    load_structured,
+    read_text,
+)
 from slmops_bp.inventory.yaml_inventory import YamlParser
 
 _IGNORE_EXTS = (".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig")
@@ -97,5 +102,11 @@ def _parse_file(path: str, model: Model, range_limit: int) -> None:
             for line, column, message in duplicates:
                 model.warn(message, line, column)
             YamlParser(model, range_limit, text).parse(data)
+            return
+        if data is NOT_STRUCTURED and ext in (".yml", ".yaml"):
+            try:
+                IniParser(model, range_limit).parse(text)
+            except Unsupported as exc:
+                raise Unsupported(f"{path} is neither valid YAML nor INI") from exc
             return
     IniParser(model, range_limit).parse(text)
