@@ -55,6 +55,7 @@ def write_json(planned: Planned, out: TextIO) -> None:
         data: dict[str, Any] = {"hosts": {}, "unmanaged": [], "diagnostics": []}
     else:
         data = planned.plan.as_json()
+        data.pop("diagnostics", None)  # written last, below
         inventory = planned.plan.inventory
         data["inventory"] = {
             "reader": inventory.loader,
