@@ -37,7 +37,7 @@ from slmops_bp.inventory.model import (
     group_members,
 )
 from slmops_bp.inventory.patterns import check_range
-from slmops_bp.inventory.values import json_key
+from slmops_bp.inventory.values import DUPLICATE_HINT, json_key
 
 PROGRESS = "bp-inventory-source: "  # a line on stderr each time a source is started
 
@@ -73,9 +73,15 @@ class _Recorder:
     def warning(self, msg: str, *_: Any, obj: Any = None, **__: Any) -> None:
         text = str(msg)
         legacy = re.search(r"Failed to parse (.+?) with (\S+) plugin: (.*)", text, re.S)
+        duplicate = _LEGACY_DUPLICATE.search(text)
         if legacy:  # ansible-core < 2.19 reports plugin failures as plain warnings
             path, plugin, detail = legacy.groups()
-            self.failures.append(_Failure(self.top, path, plugin, _one_line(detail)))
+            line, column = _legacy_position(path, detail)
+            self.failures.append(_Failure(self.top, path, plugin, _one_line(detail), line, column))
+        elif duplicate:  # ansible-core < 2.19: the position of the mapping
+            source, row, col, key = duplicate.groups()
+            message = f"Found duplicate mapping key {key!r}. {DUPLICATE_HINT}"
+            self.skipped.append((source, int(row), int(col), message))
         elif text.startswith("Skipping "):
             self.skipped.append((self.file, 0, 0, _type_names(_one_line(text))))
         elif text.startswith("Found both group and host"):  # after all sources are read
@@ -85,10 +91,27 @@ class _Recorder:
             path = getattr(origin, "path", None) or self.file
             line = getattr(origin, "line_num", None) or 0
             column = getattr(origin, "col_num", None) or 0
+            if DUPLICATE_HINT not in text:
+                text = f"{text} {DUPLICATE_HINT}"
             self.skipped.append((str(path), line, column, _one_line(text)))
 
     def ignore(self, *_: Any, **__: Any) -> None:
         return None
+
+
+_LEGACY_DUPLICATE = re.compile(
+    r"While constructing a mapping from (.+?), line (\d+), column (\d+),"
+    r" found a duplicate dict key \((.*)\)\."
+)
+
+
+def _legacy_position(path: str, detail: str) -> tuple[int, int]:
+    """The line (and column) ansible-core < 2.19 names in a failure's text."""
+    found = re.search(r"line (\d+), column (\d+)", detail)
+    if found:
+        return int(found.group(1)), int(found.group(2))
+    found = re.search(re.escape(path) + r":(\d+):", detail)
+    return (int(found.group(1)), 0) if found else (0, 0)
 
 
 def _type_names(text: str) -> str:
@@ -266,7 +289,7 @@ def load_with_ansible(
             return None, [_range_diag(exc, shown) for exc in recorder.too_large]
         diags = _parse_diagnostics(manager, recorder, shown)
         if any(d.is_error for d in diags):
-            return None, diags
+            return None, diags + _skipped_diags(recorder, shown)
         try:
             variables = VariableManager(loader=loader, inventory=manager)
             hosts = _ansible_hosts(manager, variables, constants.INTERNAL_STATIC_VARS)
@@ -274,7 +297,15 @@ def load_with_ansible(
             return None, [*diags, _exception_diag(exc, given[0])]
     inventory = Inventory(hosts, {}, list(given), "ansible")
     inventory.groups = group_members(manager.groups, hosts)
-    return inventory, diags
+    return inventory, diags + _skipped_diags(recorder, shown)
+
+
+def _skipped_diags(recorder: _Recorder, shown: dict[str, str]) -> list[Diagnostic]:
+    """What Ansible warned about and went on (vars files are read last, by get_vars)."""
+    return [
+        warning(CODE_SKIPPED, text, shown.get(path, path), line, column)
+        for path, line, column, text in dict.fromkeys(recorder.skipped)
+    ]
 
 
 def _range_diag(exc: RangeTooLarge, shown: dict[str, str]) -> Diagnostic:
@@ -303,10 +334,6 @@ def _parse_diagnostics(
     diags = [
         _failure_diag(f, shown, as_error=nothing_left)
         for f in _preferred_failures(recorder.failures)
-    ]
-    diags += [
-        warning(CODE_SKIPPED, text, shown.get(path, path), line, column)
-        for path, line, column, text in dict.fromkeys(recorder.skipped)
     ]
     failed_tops = {f.top for f in recorder.failures}
     for top, hosts in manager.bp_hosts.items():

@@ -4,8 +4,11 @@ the fast path steps aside when any is set."""
 from __future__ import annotations
 
 import configparser
+import importlib.util
 import os
+import re
 from collections.abc import Iterator
+from functools import cache
 
 from slmops_bp.inventory.model import Unsupported
 
@@ -99,3 +102,26 @@ def _check_config_file(path: str) -> None:
             found = keys.intersection(parser.options(section))
             if found:
                 raise Unsupported(f"{path} sets [{section}] {sorted(found)[0]}")
+
+
+_REJECT_EXTS = (".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst")
+_IGNORE_DEFAULT = re.compile(r"^INVENTORY_IGNORE_EXTS:\n(?:[ \t].*\n)*?[ \t]+default: (.*)$", re.M)
+
+
+@cache
+def inventory_ignore_extensions() -> tuple[str, ...]:
+    """INVENTORY_IGNORE_EXTS of the installed ansible-core, read from its config
+    definitions without importing it (ansible-core < 2.19 also ignores ``.ini``
+    files in an inventory directory, newer ones read them)."""
+    extra: tuple[str, ...] = (".orig", ".cfg", ".retry")
+    spec = importlib.util.find_spec("ansible")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        try:
+            with open(os.path.join(location, "config", "base.yml"), encoding="utf-8") as handle:
+                match = _IGNORE_DEFAULT.search(handle.read())
+        except OSError:
+            continue
+        if match:
+            extra = tuple(re.findall(r"['\"]([.~][^'\"]*)['\"]", match.group(1)))
+        break
+    return _REJECT_EXTS + extra

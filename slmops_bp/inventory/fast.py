@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+from functools import cache
 from typing import Any
 
 from slmops_bp.diagnostics import Diagnostic, warning
-from slmops_bp.inventory.config import check_fast_config
+from slmops_bp.inventory.config import check_fast_config, inventory_ignore_extensions
 from slmops_bp.inventory.host_vars import VarsDir, effective_hosts
 from slmops_bp.inventory.ini import IniParser
 from slmops_bp.inventory.model import (
@@ -28,13 +29,16 @@ from slmops_bp.inventory.values import (
 )
 from slmops_bp.inventory.yaml_inventory import YamlParser
 
-_IGNORE_EXTS = (".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig")
-_IGNORED = re.compile(
-    "|".join(
-        [r"^\.", "^host_vars$", "^group_vars$", "^vars_plugins$"]
-        + [re.escape(ext) + "$" for ext in (*_IGNORE_EXTS, ".cfg", ".retry")]
+
+@cache
+def _ignored() -> re.Pattern[str]:
+    """Directory entries InventoryManager skips (INVENTORY_IGNORE_PATTERNS / _EXTS)."""
+    return re.compile(
+        "|".join(
+            [r"^\.", "^host_vars$", "^group_vars$", "^vars_plugins$"]
+            + [re.escape(ext) + "$" for ext in inventory_ignore_extensions()]
+        )
     )
-)
 
 
 def load_fast(
@@ -66,7 +70,7 @@ def _parse_source(path: str, model: Model, range_limit: int) -> None:
         raise Unsupported("host list source")
     if os.path.isdir(path):
         for entry in sorted(os.listdir(path)):
-            if not _IGNORED.search(entry):
+            if not _ignored().search(entry):
                 _parse_source(os.path.join(path, entry), model, range_limit)
     else:
         model.source = path

@@ -23,6 +23,7 @@ from slmops_bp.inventory.model import Unsupported
 
 YAML_EXTENSIONS = (".yml", ".yaml", ".json")
 NOT_STRUCTURED = object()
+DUPLICATE_HINT = "Using last defined value only."
 
 
 @cache
@@ -110,10 +111,14 @@ class _Loader(_CSafeLoader):  # type: ignore[misc]
                 keys.add(key)
             except TypeError:  # unhashable keys are refused by the base class already
                 continue
-            if seen:
-                mark = key_node.start_mark
+            if seen:  # ansible-core < 2.19 reports where the mapping starts
+                mark = key_node.start_mark if ansible_219_or_newer() else node.start_mark
                 self.bp_duplicates.append(
-                    (mark.line + 1, mark.column + 1, f"Found duplicate mapping key {key!r}.")
+                    (
+                        mark.line + 1,
+                        mark.column + 1,
+                        f"Found duplicate mapping key {key!r}. {DUPLICATE_HINT}",
+                    )
                 )
         return mapping
 
