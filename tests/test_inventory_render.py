@@ -83,3 +83,21 @@ def test_unsafe_inventory_values_stay_inert_in_the_rendered_inventory(
         assert shown.returncode == 0, shown.stdout + shown.stderr
         assert json.dumps(expected) in shown.stdout, shown.stdout
     assert not marker.exists()  # the lookup never ran
+
+
+def test_unsafe_strings_are_tagged_per_scalar_unless_the_tag_would_change_their_type() -> None:
+    from slmops_bp import ansible_yaml
+    from slmops_bp.ansible_yaml import Unsafe
+
+    text = ansible_yaml.dump(
+        {
+            "template": Unsafe("{{ x }}"),
+            "looks_bool": Unsafe("no"),  # ansible-core 2.19 would read !unsafe "no" as False
+            "looks_int": Unsafe("0x1F"),
+            "nested": {"list": [Unsafe("{% raw %}"), "plain"]},
+        },
+        unsafe=False,
+    )
+    assert '"template": !unsafe "{{ x }}"' in text
+    assert '"looks_bool": "no"' in text and '"looks_int": "0x1F"' in text
+    assert '- !unsafe "{% raw %}"' in text and '- "plain"' in text
