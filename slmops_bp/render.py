@@ -240,6 +240,12 @@ def _jinja_env(templates: Path) -> Any:
     )
 
 
+def ansible_cfg(header: str, *, pull: bool) -> str:
+    """The ansible.cfg next to the playbooks: the collection, SSH settings (push only)."""
+    env = _jinja_env(content_root() / "templates")
+    return str(env.get_template("ansible.cfg.j2").render({"header": header, "pull": pull}))
+
+
 def render_files(plan: Plan) -> dict[str, str]:
     """Relative path → text of every generated file (the collection is copied apart)."""
     root = content_root()
@@ -263,6 +269,7 @@ def render_files(plan: Plan) -> dict[str, str]:
             for d in context["deployments"]
         },
         "project/status.yml": env.get_template("status.yml.j2").render(context),
+        "project/ansible.cfg": ansible_cfg(HEADER, pull=False),
         "project/vars/bp.yml": ansible_yaml.dump(project_vars(plan), header=HEADER),
         **inventory_files(inventory, HEADER, note),
         "env/envvars": ansible_yaml.dump(
