@@ -31,6 +31,14 @@ CONNECTION_VARS = re.compile(
 )
 SECRET_VARS = re.compile(r"(pass|secret|token|private_key|vault)", re.IGNORECASE)
 SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,200}")
+# env/envvars: ansible-runner (bp apply, AWX) turns SSH host key checking off unless the
+# environment names it; keep Ansible's default (an inventory may still set
+# ansible_host_key_checking: false for its hosts).
+RUNNER_ENV = {
+    "ANSIBLE_HOST_KEY_CHECKING": "true",
+    "ANSIBLE_NOCOLOR": "true",
+    "ANSIBLE_RETRY_FILES_ENABLED": "false",
+}
 VARS_EXTENSIONS = (".yml", ".yaml", ".json")  # Ansible would also read host_vars/<name><ext>
 
 
@@ -272,9 +280,7 @@ def render_files(plan: Plan) -> dict[str, str]:
         "project/ansible.cfg": ansible_cfg(HEADER, pull=False),
         "project/vars/bp.yml": ansible_yaml.dump(project_vars(plan), header=HEADER),
         **inventory_files(inventory, HEADER, note),
-        "env/envvars": ansible_yaml.dump(
-            {"ANSIBLE_RETRY_FILES_ENABLED": "false", "ANSIBLE_NOCOLOR": "true"}, unsafe=False
-        ),
+        "env/envvars": ansible_yaml.dump(RUNNER_ENV, unsafe=False),
     }
     return files
 

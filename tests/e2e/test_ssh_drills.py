@@ -15,6 +15,9 @@ import hashlib
 import json
 import os
 import re
+import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,6 +235,58 @@ def test_unreachable_device_in_a_stage_halts_it_and_catches_up_when_back(
         assert deployed.state(host)["health"]["ok"] is True
 
 
+def test_a_connection_dropped_mid_download_leaves_the_device_on_its_release(
+    deployed: Devices,
+) -> None:
+    """The canary's sshd and its connections die while the device downloads the new artifact
+    (the module on the device is killed with them): the stage halts with the canary
+    unreachable, the device keeps running its release, and the next apply completes."""
+    data = (DATA / "tiny-lm-small.onnx").read_bytes()
+    path = "/tiny-lm/1.3.0/model.onnx"
+    deployed.set_release("1.3.0", path, data)
+    deployed.server.put(path, data, "hold")
+    deployed.server.release.clear()
+    canary, rest = deployed.stages()
+    before = deployed.state(canary)
+    result: dict[str, Any] = {}
+
+    def apply() -> None:
+        result["code"], result["out"] = deployed.apply_json()
+
+    thread = threading.Thread(target=apply, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 300
+        while deployed.server.hits[path] == 0 and thread.is_alive():
+            assert time.monotonic() < deadline, "the canary never started the download"
+            time.sleep(0.2)
+        deployed.ssh.stop_device(canary)  # mid-download: connection and module die
+    finally:
+        deployed.server.release.set()
+        thread.join(timeout=600)
+        deployed.server.put(path, data, "ok")
+        deployed.ssh.start_device(canary)
+        deployed.write_inventory()
+    assert not thread.is_alive()
+    code, out = result["code"], result["out"]
+    assert code == 1, out
+    assert out["halted_at_stage"] == 1
+    assert out["hosts"][canary]["status"] == "unreachable", out["hosts"][canary]
+    assert all(out["hosts"][h]["status"] == "skipped" for h in rest)
+    assert deployed.current(canary) == "1.1.0-fp32-onnx"
+    assert deployed.state(canary) == before  # still the release it ran, health and all
+
+    code, out = deployed.apply_json()  # the device is back: everyone gets 1.3.0
+    assert code == 0, out
+    for host in deployed.hosts:
+        assert deployed.current(host) == "1.3.0-fp32-onnx"
+        model = deployed.bp_root(host) / "models" / DEPLOYMENT / "current" / "model.onnx"
+        assert _sha(model.read_bytes()) == _sha(data)
+        assert deployed.state(host)["health"]["ok"] is True
+    release = deployed.bp_root(canary) / "models" / DEPLOYMENT / "1.3.0-fp32-onnx"
+    assert sorted(p.name for p in release.iterdir()) == ["model.onnx", "model.onnx.sha256"]
+
+
 def test_status_over_ssh_reads_every_device_and_reports_the_lost_one(deployed: Devices) -> None:
     code, out, err = deployed.bp("status", "--format", "json")
     assert code == 0, out + err
@@ -254,3 +309,33 @@ def test_status_over_ssh_reads_every_device_and_reports_the_lost_one(deployed: D
     assert rows[lost]["health"] == "unreachable"
     assert any("could not read the device" in d for d in rows[lost]["drift"])
     assert all(rows[h]["health"] == "ok" for h in deployed.hosts if h != lost)
+
+
+def test_a_device_whose_host_key_changed_is_refused(deployed: Devices, tmp_path: Path) -> None:
+    """bp apply / bp status check host keys as ansible-playbook does (ansible-runner alone
+    would not): a device answering with another key is unreachable, nothing runs there."""
+    victim = deployed.hosts[-1]
+    other = tmp_path / "other_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    known = deployed.ssh.known_hosts.read_text()
+    port = deployed.ssh.devices[victim].port
+    forged = [
+        f"[127.0.0.1]:{port} {' '.join((tmp_path / 'other_ed25519.pub').read_text().split()[:2])}"
+        if line.startswith(f"[127.0.0.1]:{port} ")
+        else line
+        for line in known.splitlines()
+    ]
+    assert forged != known.splitlines()
+    deployed.ssh.close_connections()  # no reuse of a connection checked before
+    sessions = deployed.sessions(victim)
+    deployed.ssh.known_hosts.write_text("\n".join(forged) + "\n")
+    try:
+        code, out, err = deployed.bp("status", "--format", "json")
+    finally:
+        deployed.ssh.known_hosts.write_text(known)
+    assert code == 1, out + err
+    rows = {r["host"]: r for r in json.loads(out)}
+    assert rows[victim]["health"] == "unreachable"
+    assert "host key verification failed" in " ".join(rows[victim]["drift"]).lower()
+    assert deployed.sessions(victim) == sessions  # not a single command ran there
+    assert all(rows[h]["health"] == "ok" for h in deployed.hosts if h != victim)
