@@ -73,6 +73,7 @@ PING = """---
 CONTROLLER_ACTIONS = {
     "add_host", "assert", "debug", "fail", "group_by", "import_role", "import_tasks",
     "include_role", "include_tasks", "include_vars", "meta", "pause", "set_fact", "set_stats",
+    "validate_argument_spec",
 }  # fmt: skip
 RECAP = re.compile(r"^(\S+)\s*: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
@@ -111,6 +112,7 @@ import ansible_runner
 import slmops_bp.cli as cli_mod
 controller = set(json.loads(sys.argv[2]))
 counts = Counter()
+actions = Counter()
 original = ansible_runner.run
 def run(*args, **kwargs):
     handler = kwargs.get("event_handler")
@@ -120,6 +122,7 @@ def run(*args, **kwargs):
         if event.get("event") in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable") \\
                 and data.get("host") and action not in controller:
             counts[data["host"]] += 1
+            actions[str(data.get("task_action"))] += 1
         return handler(event) if handler else False
     kwargs["event_handler"] = counted
     return original(*args, **kwargs)
@@ -129,7 +132,7 @@ try:
     cli_mod.cli.main(args=sys.argv[3:], prog_name="bp", standalone_mode=False)
 except SystemExit as exc:
     code = int(exc.code or 0)
-open(sys.argv[1], "w").write(json.dumps(counts))
+open(sys.argv[1], "w").write(json.dumps({"hosts": counts, "actions": actions}))
 sys.exit(code)
 """
 
@@ -142,9 +145,14 @@ def module_executions(fleet: Path, ssh: SshFleet, names: list[str]) -> dict[str,
            *bp_apply(fleet)[1:]]  # fmt: skip
     _, _, out = timed(cmd, fleet)
     check_apply(out, names, changed=False)
-    events = Counter(json.loads(out_json.read_text()))
+    data = json.loads(out_json.read_text())
+    events = Counter(data["hosts"])
     commands = {h: sessions(ssh, h) - before[h] for h in names}
-    return {"events": {h: events.get(h, 0) for h in names}, "sshd_commands": commands}
+    return {
+        "events": {h: events.get(h, 0) for h in names},
+        "actions": dict(sorted(data["actions"].items())),
+        "sshd_commands": commands,
+    }
 
 
 def sessions(ssh: SshFleet, host: str) -> int:
@@ -266,6 +274,8 @@ def measure(args: Any, fleet: Path, ssh: SshFleet, names: list[str], port: int,
           f"{'/'.join(map(str, spread))}; sshd commands per host "
           f"{'/'.join(map(str, sorted(set(counts['sshd_commands'].values()))))})"
           f"   target {TARGET_MODULES}: {verdict[worst <= TARGET_MODULES]}")  # fmt: skip
+    print("  device-side results by action, all hosts: "
+          + ", ".join(f"{a} {c}" for a, c in counts["actions"].items()))  # fmt: skip
     if args.json:
         print(json.dumps({
             "hosts": n,
