@@ -247,7 +247,8 @@ def test_a_connection_dropped_mid_download_leaves_the_device_on_its_release(
     deployed.server.put(path, data, "hold")
     deployed.server.release.clear()
     canary, rest = deployed.stages()
-    before = deployed.state(canary)
+    before, running = deployed.state(canary), deployed.current(canary)
+    assert running is not None and not running.startswith("1.3.0")
     result: dict[str, Any] = {}
 
     def apply() -> None:
@@ -273,7 +274,7 @@ def test_a_connection_dropped_mid_download_leaves_the_device_on_its_release(
     assert out["halted_at_stage"] == 1
     assert out["hosts"][canary]["status"] == "unreachable", out["hosts"][canary]
     assert all(out["hosts"][h]["status"] == "skipped" for h in rest)
-    assert deployed.current(canary) == "1.1.0-fp32-onnx"
+    assert deployed.current(canary) == running
     assert deployed.state(canary) == before  # still the release it ran, health and all
 
     code, out = deployed.apply_json()  # the device is back: everyone gets 1.3.0
@@ -283,8 +284,15 @@ def test_a_connection_dropped_mid_download_leaves_the_device_on_its_release(
         model = deployed.bp_root(host) / "models" / DEPLOYMENT / "current" / "model.onnx"
         assert _sha(model.read_bytes()) == _sha(data)
         assert deployed.state(host)["health"]["ok"] is True
-    release = deployed.bp_root(canary) / "models" / DEPLOYMENT / "1.3.0-fp32-onnx"
-    assert sorted(p.name for p in release.iterdir()) == ["model.onnx", "model.onnx.sha256"]
+
+    # no half-downloaded file left behind: the release holds what it holds on any other device
+    def files(host: str) -> list[str]:
+        release = deployed.bp_root(host) / "models" / DEPLOYMENT / "1.3.0-fp32-onnx"
+        return sorted(p.name for p in release.iterdir())
+
+    assert files(canary) == files(rest[0])
+    assert "model.onnx" in files(canary)
+    assert not [name for name in files(canary) if ".bp-tmp-" in name], files(canary)
 
 
 def test_status_over_ssh_reads_every_device_and_reports_the_lost_one(deployed: Devices) -> None:
