@@ -40,6 +40,17 @@ class Ordered(dict[str, Any]):
     hosts of a group, which Ansible's ``serial`` takes in that order)."""
 
 
+class Unsafe(str):
+    """A string Ansible must never template (``!unsafe`` in the user's inventory).
+
+    Written back by ``unsafe_string`` even where ``dump`` is not asked to tag
+    strings (the inventory): per scalar, and untagged where its text would resolve
+    to another type (such a text holds no template).
+    """
+
+    __slots__ = ()
+
+
 def _keys(value: Mapping[str, Any]) -> list[str]:
     return list(value) if isinstance(value, Ordered) else sorted(value)
 
@@ -112,7 +123,7 @@ def _scalar(value: Any, unsafe: bool = False) -> str:
         text = repr(value)
         return text if ("." in text or "e" in text or "n" in text) else text + ".0"
     if isinstance(value, str):
-        return unsafe_string(value) if unsafe else quote(value)
+        return unsafe_string(value) if unsafe or isinstance(value, Unsafe) else quote(value)
     raise TypeError(f"cannot emit {type(value).__name__} as Ansible data")
 
 
