@@ -20,7 +20,7 @@ SIZE_UNITS: dict[str, int] = {
     "GiB": 1024**3,
     "TiB": 1024**4,
 }
-SIZE_PATTERN = r"^[0-9]+(\.[0-9]+)?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
+SIZE_PATTERN = r"^[0-9]+(\.[0-9]+)? ?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
 _SIZE_RE = re.compile(SIZE_PATTERN)
 
 DURATION_UNITS: dict[str, float] = {
@@ -35,12 +35,17 @@ DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d|w))+$"
 _DURATION_RE = re.compile(DURATION_PATTERN)
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
 
-PERCENT_PATTERN = r"^[0-9]+(\.[0-9]+)?%$"
+PERCENT_PATTERN = r"^(100(\.0+)?|[0-9]{1,2}(\.[0-9]+)?)%$"
 _PERCENT_RE = re.compile(PERCENT_PATTERN)
+_ANY_PERCENT_RE = re.compile(r"[0-9]+(\.[0-9]+)?%")
 
 
 class QuantityError(ValueError):
     """A value that is not a valid size, duration or percentage; the message says why."""
+
+
+def _space_hint(text: str) -> str:
+    return " (remove the spaces around it)" if text != text.strip() else ""
 
 
 def parse_size(value: object) -> int:
@@ -51,19 +56,19 @@ def parse_size(value: object) -> int:
                 f"size {value!r} has no unit; write it with one, e.g. '{value}MiB' or '{value}GB'"
             )
         raise QuantityError(f"expected a size string like '512MiB', got {type(value).__name__}")
-    text = value.strip()
-    if not _SIZE_RE.match(text):
-        hint = ""
+    text = value
+    if not _SIZE_RE.fullmatch(text):
+        hint = _space_hint(text)
         low = text.lower()
         for unit in sorted(SIZE_UNITS, key=len, reverse=True):
-            if low.endswith(unit.lower()) and not text.endswith(unit):
+            if not hint and low.endswith(unit.lower()) and not text.endswith(unit):
                 hint = f" (units are case-sensitive: '{unit}')"
                 break
         raise QuantityError(
             f"invalid size {value!r}: use a number and one of "
             f"B, KB, MB, GB, TB (decimal) or KiB, MiB, GiB, TiB (binary){hint}"
         )
-    number, unit = re.split(r"\s?(?=[KMGT]?i?B$)", text, maxsplit=1)
+    number, unit = re.split(r" ?(?=[KMGT]?i?B$)", text, maxsplit=1)
     return round(float(number) * SIZE_UNITS[unit])
 
 
@@ -93,11 +98,11 @@ def parse_duration(value: object) -> float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             raise QuantityError(f"duration {value!r} has no unit; write e.g. '{value}s'")
         raise QuantityError(f"expected a duration string like '90s', got {type(value).__name__}")
-    text = value.strip()
-    if not _DURATION_RE.match(text):
+    text = value
+    if not _DURATION_RE.fullmatch(text):
         raise QuantityError(
             f"invalid duration {value!r}: use numbers with units ms, s, m, h, d, w "
-            "(e.g. '90s', '1h30m')"
+            f"(e.g. '90s', '1h30m'){_space_hint(text)}"
         )
     return sum(float(n) * DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
 
@@ -116,12 +121,12 @@ class Percent:
 
 
 def parse_percent(value: object) -> Percent:
-    if isinstance(value, str) and _PERCENT_RE.match(value.strip()):
-        pct = float(value.strip()[:-1])
-        if pct > 100:
-            raise QuantityError(f"percentage {value!r} is above 100%")
-        return Percent(pct)
-    raise QuantityError(f"invalid percentage {value!r}: write it like '10%'")
+    if isinstance(value, str) and _PERCENT_RE.fullmatch(value):
+        return Percent(float(value[:-1]))
+    if isinstance(value, str) and _ANY_PERCENT_RE.fullmatch(value) and float(value[:-1]) > 100:
+        raise QuantityError(f"percentage {value!r} is above 100%")
+    hint = _space_hint(value) if isinstance(value, str) else ""
+    raise QuantityError(f"invalid percentage {value!r}: write it like '10%'{hint}")
 
 
 def parse_count_or_percent(value: object) -> int | Percent:

@@ -1,7 +1,13 @@
 """JSON Schemas of the blueprint kinds, for editors and for other tools.
 
-One file per kind plus ``blueprint.json`` for any document.  Point an editor at
-them with ``# yaml-language-server: $schema=../schemas/blueprint.json``.
+One file per kind plus ``blueprint.json`` for any document.  Every kind and
+property carries the one-line ``description`` of :mod:`slmops_bp.descriptions`
+(editors show it on hover).  ``blueprint.json`` dispatches on ``kind`` with
+standard keywords only (``if``/``then`` on a ``kind`` const), so strict
+validators (Ajv) compile it and best-match reporters (check-jsonschema) name
+the error of the document's own kind.  Editors map it to the blueprint files
+with ``yaml.schemas`` (``bp init`` writes ``.vscode/settings.json``) or a
+``# yaml-language-server: $schema=`` modeline at the head of every document.
 """
 
 from __future__ import annotations
@@ -9,11 +15,11 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import Field, TypeAdapter
-
-from slmops_bp.model import KINDS, AnyDocument, DeploymentSpec
+from slmops_bp import API_VERSION
+from slmops_bp.descriptions import DESCRIPTIONS, DOCUMENT_FIELDS
+from slmops_bp.model import KINDS, DeploymentSpec
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 FILE_NAMES = {
@@ -25,6 +31,7 @@ FILE_NAMES = {
     "Overlay": "overlay.json",
 }
 ANY_DOCUMENT = "blueprint.json"
+PATCH_DESCRIPTION = "Partial Deployment spec, deep-merged onto the deployment's spec for the hosts."
 
 
 def _partial(schema: Any) -> Any:
@@ -45,7 +52,6 @@ def _patch_overlay(schema: dict[str, Any]) -> None:
         defs.setdefault(f"{name}Patch", _partial(sub))
     patch = _retarget(_partial(spec))
     patch["title"] = "Overlay set: a partial Deployment spec"
-    patch["description"] = "Deep-merged onto the deployment's spec for the matched hosts."
     defs["DeploymentSpecPatch"] = patch
     defs["OverlaySpec"]["properties"]["set"] = {"$ref": "#/$defs/DeploymentSpecPatch"}
 
@@ -64,13 +70,67 @@ def _retarget(node: Any) -> Any:
     return node
 
 
+def _describe(node: dict[str, Any], model: str) -> None:
+    """Put the descriptions of ``model`` (a class name) on an object schema and its properties."""
+    table = DESCRIPTIONS.get(model, {})
+    if "" in table:
+        node["description"] = table[""]
+    for field, prop in node.get("properties", {}).items():
+        text = table.get(field) or (DOCUMENT_FIELDS.get(field) if model in KINDS else None)
+        if text:
+            prop["description"] = text
+        prop.pop("title", None)
+
+
+def _describe_all(schema: dict[str, Any]) -> None:
+    for name, sub in schema.get("$defs", {}).items():
+        _describe(sub, name.removesuffix("Patch"))
+    if "properties" in schema:
+        _describe(schema, schema.get("title", ""))
+
+
 def _finish(schema: dict[str, Any], title: str) -> dict[str, Any]:
     schema = copy.deepcopy(schema)
     if "OverlaySpec" in schema.get("$defs", {}):
         _patch_overlay(schema)
+    _describe_all(schema)
+    if "DeploymentSpecPatch" in schema["$defs"]:
+        schema["$defs"]["DeploymentSpecPatch"]["description"] = PATCH_DESCRIPTION
     schema["$schema"] = DRAFT
     schema["title"] = title
     return schema
+
+
+def _any_document() -> dict[str, Any]:
+    """One schema for any document: ``kind`` picks the kind's schema by ``if``/``then``.
+
+    Unlike ``oneOf`` (with or without OpenAPI's ``discriminator``), a document of a
+    known kind is checked against that kind alone, so every error reported is one
+    of its own kind.
+    """
+    defs: dict[str, Any] = {}
+    dispatch = []
+    for kind, model in KINDS.items():
+        sub = model.model_json_schema(ref_template="#/$defs/{model}")
+        defs.update(sub.pop("$defs", {}))
+        defs[kind] = sub
+        dispatch.append(
+            {
+                "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
+                "then": {"$ref": f"#/$defs/{kind}"},
+            }
+        )
+    return {
+        "$defs": dict(sorted(defs.items())),
+        "type": "object",
+        "required": ["apiVersion", "kind"],
+        "properties": {
+            "apiVersion": {"const": API_VERSION, "description": DOCUMENT_FIELDS["apiVersion"]},
+            "kind": {"enum": list(KINDS), "description": DOCUMENT_FIELDS["kind"]},
+        },
+        "allOf": dispatch,
+        "description": "Any blueprint document; its `kind` selects the schema it must match.",
+    }
 
 
 def build() -> dict[str, dict[str, Any]]:
@@ -78,8 +138,7 @@ def build() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for kind, model in KINDS.items():
         out[FILE_NAMES[kind]] = _finish(model.model_json_schema(), f"slmops-bp {kind}")
-    any_doc = TypeAdapter(Annotated[AnyDocument, Field(discriminator="kind")])
-    out[ANY_DOCUMENT] = _finish(any_doc.json_schema(), "slmops-bp blueprint document")
+    out[ANY_DOCUMENT] = _finish(_any_document(), "slmops-bp blueprint document")
     return out
 
 
