@@ -12,7 +12,6 @@ with ``yaml.schemas`` (``bp init`` writes ``.vscode/settings.json``) or a
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -89,8 +88,26 @@ def _describe_all(schema: dict[str, Any]) -> None:
         _describe(schema, schema.get("title", ""))
 
 
+def _end_anchored(node: Any) -> Any:
+    """Patterns that end in ``$`` also refuse a trailing newline under Python's ``re``.
+
+    JSON Schema patterns are ECMA-262, where ``$`` is the end of the string; Python's
+    ``re.search`` (the Python ``jsonschema`` package) also lets ``$`` match before a
+    final newline.  ``$(?!\\n)`` means the same in both, as ``bp`` parses it.
+    """
+    if isinstance(node, dict):
+        out = {k: _end_anchored(v) for k, v in node.items()}
+        pattern = out.get("pattern")
+        if isinstance(pattern, str) and pattern.endswith("$"):
+            out["pattern"] = pattern + "(?!\\n)"
+        return out
+    if isinstance(node, list):
+        return [_end_anchored(v) for v in node]
+    return node
+
+
 def _finish(schema: dict[str, Any], title: str) -> dict[str, Any]:
-    schema = copy.deepcopy(schema)
+    schema = _end_anchored(schema)
     if "OverlaySpec" in schema.get("$defs", {}):
         _patch_overlay(schema)
     _describe_all(schema)

@@ -1,15 +1,16 @@
 // Compile every schema in a directory with Ajv (draft 2020-12, strict mode) and
 // validate documents against one of them.
 //
-//   node ajv-check.mjs SCHEMA_DIR SCHEMA_FILE DOCUMENTS_JSON
+//   NODE_PATH=.../node_modules node ajv-check.cjs SCHEMA_DIR SCHEMA_FILE DOCUMENTS_JSON
 //
 // DOCUMENTS_JSON is a JSON list of documents.  Prints one JSON object:
 // {"compiled": [file, ...], "results": [{"valid": bool, "errors": [...]}, ...]}.
 // Exits 2 when a schema does not compile (strict mode refuses it).
-import { readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
-import Ajv2020 from "ajv/dist/2020.js";
-import addFormats from "ajv-formats";
+"use strict";
+const { readFileSync, readdirSync } = require("node:fs");
+const { join } = require("node:path");
+const Ajv2020 = require("ajv/dist/2020").default;
+const addFormats = require("ajv-formats").default;
 
 const [schemaDir, schemaFile, documentsFile] = process.argv.slice(2);
 const compiled = [];
