@@ -61,15 +61,18 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "version": 'Engine version to install, a quoted string (e.g. "1.20.1").',
         "formats": "Artifact formats it serves (onnx, gguf, tflite, ...).",
         "accelerators": "Accelerators it can run on; cpu means no accelerator. Default [cpu].",
-        "telemetry": "What the engine sends by itself: none, opt-out or on; default none.",
+        "telemetry": "What the engine sends by itself: none, opt-out (turned off on the device) "
+        "or on; default none.",
         "install": "Engine-specific install recipe; default: the engine's own recipe.",
         "role": "Ansible role that provisions it (namespace.collection.role); engine custom only.",
     },
     "Artifact": {
         "": "The file of a variant, verified by sha256 on the device.",
         "uri": "Where the file is fetched from: an https, http or file URI.",
-        "sha256": "SHA-256 of the file, 64 lowercase hex digits.",
-        "size": "Size of the file on disk (a size, e.g. 2.4GB).",
+        "sha256": "SHA-256 of the file, 64 lowercase hex digits; verified on the device before "
+        "use.",
+        "size": "Size of the file on disk (a size, e.g. 2.4GB); keep + 1 copies must fit the "
+        "class's storage.",
     },
     "Variant": {
         "": "One build of the model: a format and precision with its artifact and needs.",
@@ -92,7 +95,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     "Egress": {
         "": "Network egress of the inference service.",
         "default": "deny or allow; default deny.",
-        "allow": "host or host:port entries reachable despite deny; default none.",
+        "allow": "host (any port) or host:port entries reachable under deny; other artifacts come "
+        "from the controller. Default none.",
     },
     "Logging": {
         "": "What the inference service may log.",
@@ -104,34 +108,39 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "": "Where data may live and what may leave the device.",
         "residency": "Where prompts and outputs may be processed or stored: device, site "
         "or region.",
-        "telemetry": "Telemetry allowed: none, aggregate or full; default none.",
+        "telemetry": "Telemetry allowed: none, aggregate or full; under none a runtime with "
+        "telemetry on is not a candidate. Default none.",
         "egress": "Network egress of the inference service; default deny, nothing allowed.",
         "logging": "Prompt and output logging; default nothing logged.",
         "encryption_at_rest": "required, preferred or none; required needs encrypted_storage. "
         "Default none.",
-        "model_sources": "Glob allow-list for artifact URIs; default empty = any.",
-        "licenses": "Allowed model licenses; default empty = any.",
+        "model_sources": "Glob allow-list for artifact URIs; a variant outside it is not a "
+        "candidate. Default empty = any.",
+        "licenses": "Allowed model licenses; a model outside them is an error. Default empty = "
+        "any.",
     },
     "VariantPolicy": {
         "": "How the variant is chosen.",
-        "prefer": "quality (highest quality first) or size (smallest memory first); "
-        "default quality.",
+        "prefer": "quality: highest quality, then less memory, then name; size: least memory, "
+        "then higher quality, then name. Default quality.",
         "allow": "Variant names that may be chosen; default any.",
     },
     "RuntimeSettings": {
         "": "Settings handed to the engine.",
         "port": "TCP port the inference service listens on, 1-65535; default the engine's.",
-        "params": "Engine parameters, a map of scalars (threads, context, ...); default none.",
+        "params": "Engine parameters (threads, context, ...), scalars; unknown keys may warn, "
+        "never fail. Default none.",
     },
     "Health": {
         "": "The health check after each switch: a real inference on the device.",
         "prompt": 'Prompt of the health check inference; default "Reply with OK.".',
-        "timeout": "Time allowed for the health check (a duration); default 60s.",
+        "timeout": "Time allowed for the health check (a positive duration); default 60s.",
         "min_tokens_per_s": "Minimum generation speed in tokens per second; default none.",
     },
     "Rollout": {
         "": "Staged rollout: batches, failure budget, health gate.",
-        "stages": "Batches as host counts or percentages, the last 100%; default [100%].",
+        "stages": "Batches as Ansible serial: positive counts or percentages in (0%, 100%], never "
+        "decreasing, the last 100%; default [100%].",
         "max_failures": "Failed plus unreachable hosts a stage may have (count or percentage); "
         "default 0%.",
         "health": "The health check after each switch; default a built-in prompt, 60s.",
@@ -147,12 +156,14 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "variants": "How the variant is chosen; default prefer quality, any variant.",
         "runtime": "Port and engine parameters; default the engine's defaults.",
         "rollout": "Staged rollout and health gate; default one stage of 100%.",
-        "keep": "Earlier versions kept on the device for rollback, 0-100; default 1.",
+        "keep": "Earlier versions kept on the device for bp rollback, 0-100; keep + 1 artifacts "
+        "must fit the storage. Default 1.",
     },
     "OverlaySpec": {
         "": "A local adaptation of a deployment for some of its hosts.",
         "deployment": "Name of the Deployment it adapts.",
-        "hosts": "Which of the deployment's hosts it applies to.",
+        "hosts": "Which of the deployment's hosts it applies to: any of the groups, all of the "
+        "host vars.",
         "set": "Partial deployment spec deep-merged for those hosts; not model, deviceClasses, "
         "stages, max_failures or on_failure.",
     },

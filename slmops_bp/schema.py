@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from slmops_bp import API_VERSION
 from slmops_bp.descriptions import DESCRIPTIONS, DOCUMENT_FIELDS
 from slmops_bp.model import KINDS, DeploymentSpec
@@ -69,9 +71,36 @@ def _retarget(node: Any) -> Any:
     return node
 
 
+def _model_classes() -> dict[str, type[BaseModel]]:
+    """Class name → model, for every model a document of any kind is made of."""
+    seen: dict[str, type[BaseModel]] = {}
+    todo: list[Any] = list(KINDS.values())
+    while todo:
+        tp = todo.pop()
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            if tp.__name__ not in seen:
+                seen[tp.__name__] = tp
+                todo += [f.annotation for f in tp.model_fields.values()]
+        else:
+            todo += list(getattr(tp, "__args__", ()))
+    return seen
+
+
+def _factory_default(model: type[BaseModel] | None, field: str) -> Any:
+    """The JSON form of a field's ``default_factory`` value when it is a plain list or map."""
+    info = model.model_fields.get(field) if model else None
+    if info is None or info.default_factory is None:
+        return None
+    value = info.default_factory()  # type: ignore[call-arg]
+    if isinstance(value, list | dict) and not isinstance(value, BaseModel):
+        return json.loads(json.dumps(value, default=str))
+    return None
+
+
 def _describe(node: dict[str, Any], model: str) -> None:
     """Put the descriptions of ``model`` (a class name) on an object schema and its properties."""
     table = DESCRIPTIONS.get(model, {})
+    cls = _model_classes().get(model)
     if "" in table:
         node["description"] = table[""]
     for field, prop in node.get("properties", {}).items():
@@ -79,6 +108,9 @@ def _describe(node: dict[str, Any], model: str) -> None:
         if text:
             prop["description"] = text
         prop.pop("title", None)
+        default = None if "default" in prop else _factory_default(cls, field)
+        if default is not None:
+            prop["default"] = default
 
 
 def _describe_all(schema: dict[str, Any]) -> None:

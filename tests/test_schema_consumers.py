@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel
 from support.node_tools import node_tools
 
-from slmops_bp import schema
+from slmops_bp import reference, schema
 from slmops_bp.blueprint import parse_documents
 from slmops_bp.checks import run_checks
 from slmops_bp.descriptions import DESCRIPTIONS
@@ -339,3 +339,27 @@ def test_ajv_and_check_jsonschema_agree_with_bp_on_the_same_cases(
     labels = [f"{c[0]} {c[3]!r}" for c in CASES]
     assert [lbl for lbl, a, b in zip(labels, ajv, expected, strict=True) if a != b] == []
     assert [lbl for lbl, a, b in zip(labels, checked, expected, strict=True) if a != b] == []
+
+
+# ---------------------------------------------------------------- the docs
+
+
+def test_reference_tables_in_the_docs_are_fresh_and_cover_every_kind() -> None:
+    page = ROOT / "docs" / "blueprints.md"
+    text = page.read_text(encoding="utf-8")
+    blocks = re.findall(r"<!-- reference: (\w+) -->", text)
+    assert blocks == ["document", *KINDS]
+    assert reference.update(text) == text, "run 'python -m slmops_bp.reference'"
+    for kind in KINDS:
+        for field, meaning in DESCRIPTIONS[f"{kind}Spec"].items():
+            if field:
+                assert f"| `{field}` |" in text and meaning.replace("|", "\\|") in text
+
+
+def test_reference_check_fails_on_a_stale_page(tmp_path: Path) -> None:
+    page = tmp_path / "blueprints.md"
+    page.write_text("<!-- reference: Overlay -->\nold\n<!-- /reference -->\n", encoding="utf-8")
+    assert reference.main(["--check", str(page)]) == 1
+    assert reference.main([str(page)]) == 0
+    assert reference.main(["--check", str(page)]) == 0
+    assert DESCRIPTIONS["OverlaySpec"]["deployment"] in page.read_text(encoding="utf-8")
