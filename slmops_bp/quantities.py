@@ -134,8 +134,6 @@ def parse_count_or_percent(value: object) -> int | Percent:
     if isinstance(value, bool):
         raise QuantityError(f"expected a count or a percentage like '10%', got {value!r}")
     if isinstance(value, int):
-        if value < 0:
-            raise QuantityError(f"a count cannot be negative, got {value}")
         return value
     if isinstance(value, str):
         return parse_percent(value)

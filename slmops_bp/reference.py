@@ -28,6 +28,7 @@ _NAMED_PATTERNS = {
     NAME_PATTERN: "name",
     GROUP_PATTERN: "inventory group name",
 }
+_POSITIVE = "^(?=.*[1-9])"
 HEADER = "| field | type | default | meaning |\n|---|---|---|---|\n"
 
 
@@ -50,8 +51,10 @@ def _type(node: dict[str, Any], defs: dict[str, Any]) -> str:
     if "const" in node:
         return _code(node["const"])
     pattern = str(node.get("pattern", "")).removesuffix("(?!\\n)")
+    positive = pattern.startswith(_POSITIVE)
+    pattern = "^" + pattern.removeprefix(_POSITIVE) if positive else pattern
     if pattern in _NAMED_PATTERNS:
-        return _NAMED_PATTERNS[pattern]
+        return ("positive " if positive else "") + _NAMED_PATTERNS[pattern]
     kind = node.get("type")
     if kind == "array":
         text = f"list of {_type(node.get('items', {}), defs)}"
@@ -60,8 +63,8 @@ def _type(node: dict[str, Any], defs: dict[str, Any]) -> str:
         values = node.get("additionalProperties")
         inner = _type(values, defs) if isinstance(values, dict) else "value"
         return f"map string → {inner or 'scalar'}"
-    if kind == "integer" and node.get("minimum") == 0 and "maximum" not in node:
-        return "count"
+    if kind == "integer" and node.get("minimum") in (0, 1) and "maximum" not in node:
+        return "count" if node["minimum"] == 0 else "positive count"
     if kind == "integer" and ("minimum" in node or "maximum" in node):
         low, high = node.get("minimum", "…"), node.get("maximum", "…")
         return f"integer {low}–{high}"

@@ -71,6 +71,24 @@ def _retarget(node: Any) -> Any:
     return node
 
 
+def _positive(node: Any) -> Any:
+    """``node`` narrowed to positive values: counts from 1, patterns with a non-zero digit."""
+    if isinstance(node, dict):
+        out = {k: _positive(v) for k, v in node.items()}
+        if out.get("type") == "integer":
+            out["minimum"] = max(1, out.get("minimum", 1))
+        if isinstance(out.get("pattern"), str):
+            out["pattern"] = "^(?=.*[1-9])" + out["pattern"].removeprefix("^")
+        return out
+    if isinstance(node, list):
+        return [_positive(v) for v in node]
+    return node
+
+
+POSITIVE = {("Rollout", "stages"), ("Health", "timeout")}
+"""Single values the rollout checks refuse when zero (BP701, BP705); the schema says so too."""
+
+
 def _model_classes() -> dict[str, type[BaseModel]]:
     """Class name → model, for every model a document of any kind is made of."""
     seen: dict[str, type[BaseModel]] = {}
@@ -108,6 +126,8 @@ def _describe(node: dict[str, Any], model: str) -> None:
         if text:
             prop["description"] = text
         prop.pop("title", None)
+        if (model, field) in POSITIVE:
+            prop.update(_positive({k: v for k, v in prop.items() if k != "default"}))
         default = None if "default" in prop else _factory_default(cls, field)
         if default is not None:
             prop["default"] = default
