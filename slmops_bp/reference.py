@@ -18,6 +18,7 @@ from typing import Any
 
 from slmops_bp import quantities as q
 from slmops_bp import schema
+from slmops_bp.descriptions import DOCUMENT_FIELDS
 from slmops_bp.model import GROUP_PATTERN, NAME_PATTERN
 
 _BLOCK = re.compile(r"(<!-- reference: (\w+) -->\n).*?(<!-- /reference -->)", re.DOTALL)
@@ -124,7 +125,7 @@ def table(kind: str) -> str:
         header = dict(defs["Deployment"])
         props = dict(header["properties"])
         props["kind"] = {**built["properties"]["kind"]}
-        props["spec"] = {"type": "object", "description": props["spec"]["description"]}
+        props["spec"] = {"type": "object", "description": DOCUMENT_FIELDS["spec"]}
         rows = _rows({**header, "properties": props}, defs, "")
         rows = [r for r in rows if not r.startswith("| `spec.")]
     else:

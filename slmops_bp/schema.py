@@ -123,6 +123,8 @@ def _describe(node: dict[str, Any], model: str) -> None:
         node["description"] = table[""]
     for field, prop in node.get("properties", {}).items():
         text = table.get(field) or (DOCUMENT_FIELDS.get(field) if model in KINDS else None)
+        if model in KINDS and field == "spec":  # hover on `spec:` says what the document is
+            text = f"{model}: {table['']}"
         if text:
             prop["description"] = text
         prop.pop("title", None)
@@ -237,3 +239,37 @@ def write(directory: Path) -> list[str]:
             tmp.replace(path)
             written.append(name)
     return written
+
+
+MODELINE = "# yaml-language-server: $schema={path}"
+
+
+def editor_settings(schemas: str = "schemas", blueprints: str = "blueprints") -> dict[str, Any]:
+    """``.vscode/settings.json`` that maps the any-document schema to every blueprint file.
+
+    ``yaml.schemas`` applies to every document of a matching file (a modeline only to
+    the document whose header holds it); yaml-language-server in other editors takes
+    the same ``yaml`` settings.
+    """
+    return {
+        "yaml.schemas": {
+            f"./{schemas}/{ANY_DOCUMENT}": [f"{blueprints}/**/*.yaml", f"{blueprints}/**/*.yml"]
+        },
+        "yaml.customTags": [],
+        "yaml.validate": True,
+        "yaml.hover": True,
+        "yaml.completion": True,
+    }
+
+
+def with_modelines(text: str, schema_path: str) -> str:
+    """``text`` with the schema modeline in the header of every document it holds."""
+    line = MODELINE.format(path=schema_path) + "\n"
+    rows = text.splitlines(keepends=True)
+    out = [] if not rows or rows[0] == line or rows[0].startswith("---") else [line]
+    for i, row in enumerate(rows):
+        out.append(row)
+        following = rows[i + 1] if i + 1 < len(rows) else ""
+        if row.rstrip("\r\n") == "---" and following != line:
+            out.append(line)
+    return "".join(out)

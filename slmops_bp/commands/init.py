@@ -9,6 +9,7 @@ local``), each with its own ``bp_root``, ``bp_facts`` for its hardware and
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from importlib import resources
 from pathlib import Path
@@ -203,6 +204,11 @@ def run(directory: str, port: int, force: bool) -> int:
         ".gitignore": ".bp/\n.fleet/\n",
     }
     from slmops_bp import schema
+
+    files["blueprints/fleet.yaml"] = schema.with_modelines(
+        files["blueprints/fleet.yaml"], f"../schemas/{schema.ANY_DOCUMENT}"
+    )
+    files[".vscode/settings.json"] = json.dumps(schema.editor_settings(), indent=2) + "\n"
 
     schema.write(root / "schemas")
     for rel, text in files.items():

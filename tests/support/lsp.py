@@ -29,6 +29,8 @@ class LanguageServer:
         self._responses: dict[int, queue.Queue[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self.diagnostics: dict[str, list[dict[str, Any]]] = {}
+        self._open: set[str] = set()
+        self._version = 0
         self._published = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -110,16 +112,30 @@ class LanguageServer:
             raise RuntimeError(f"{method}: {response['error']}")
         return response.get("result")
 
+    def _next_version(self) -> int:
+        self._version += 1
+        return self._version
+
     def notify(self, method: str, params: dict[str, Any]) -> None:
         self._send({"method": method, "params": params})
 
     def open(self, path: Path, text: str) -> str:
         uri = path.as_uri()
+        if uri in self._open:  # a fresh text under the same name: close the old one first
+            self.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+        self._open.add(uri)
         with self._published:
             self.diagnostics.pop(uri, None)
         self.notify(
             "textDocument/didOpen",
-            {"textDocument": {"uri": uri, "languageId": "yaml", "version": 1, "text": text}},
+            {
+                "textDocument": {
+                    "uri": uri,
+                    "languageId": "yaml",
+                    "version": self._next_version(),  # the server caches parses by version
+                    "text": text,
+                }
+            },
         )
         return uri
 
