@@ -1,11 +1,12 @@
-"""The field reference of ``docs/blueprints.md``, generated from the exported schemas.
+"""The generated references in ``docs/``: the field tables and the CLI page.
 
 Each kind's table sits between ``<!-- reference: KIND -->`` and
 ``<!-- /reference -->`` in the page and is rewritten from :func:`schema.build`,
 so the page says what hover in an editor and ``bp schema`` say (the
-descriptions of :mod:`slmops_bp.descriptions`).  Regenerate with
-``python -m slmops_bp.reference docs/blueprints.md``; ``--check`` exits 1 when
-the page is stale (a test runs it).
+descriptions of :mod:`slmops_bp.descriptions`); ``docs/cli.md`` comes whole from
+the click commands (:mod:`slmops_bp.clidoc`).  Regenerate both with
+``python -m slmops_bp.reference``; ``--check`` exits 1 when a page is stale (a
+test runs it).
 """
 
 from __future__ import annotations
@@ -137,17 +138,28 @@ def update(text: str) -> str:
     return _BLOCK.sub(lambda m: m.group(1) + table(m.group(2)) + m.group(3), text)
 
 
+def _generated(path: Path, text: str) -> str:
+    if path.name == "cli.md":  # the whole page comes from the click commands
+        from slmops_bp import clidoc
+
+        return clidoc.render()
+    return update(text)
+
+
 def main(argv: list[str]) -> int:
     check = "--check" in argv
-    paths = [Path(a) for a in argv if a != "--check"] or [Path("docs/blueprints.md")]
+    paths = [Path(a) for a in argv if a != "--check"] or [
+        Path("docs/blueprints.md"),
+        Path("docs/cli.md"),
+    ]
     stale = 0
     for path in paths:
-        text = path.read_text(encoding="utf-8")
-        new = update(text)
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        new = _generated(path, text)
         if new != text:
             stale += 1
             if check:
-                sys.stdout.write(f"{path}: stale reference tables\n")
+                sys.stdout.write(f"{path}: stale generated reference\n")
             else:
                 path.write_text(new, encoding="utf-8")
                 sys.stdout.write(f"wrote {path}\n")
