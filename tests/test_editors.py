@@ -73,10 +73,11 @@ def test_a_modeline_above_the_first_document_misses_the_second(
     second = runtime.format(name="b", engine="x")
     top_only = f"{MODELINE}\n---\n{first}---\n{second}"
     uri = plain_server.open(tmp_path / "blueprints" / "top-only.yaml", top_only)
-    assert _error_lines(plain_server.wait_diagnostics(uri)) == _lines_with(top_only, "engine: y")
+    diagnostics = plain_server.wait_diagnostics(uri, at_least=1, settle=3)
+    assert _error_lines(diagnostics) == _lines_with(top_only, "engine: y")
     per_document = f"---\n{MODELINE}\n{first}---\n{MODELINE}\n{second}"
     uri = plain_server.open(tmp_path / "blueprints" / "per-document.yaml", per_document)
-    assert _error_lines(plain_server.wait_diagnostics(uri)) == (
+    assert _error_lines(plain_server.wait_diagnostics(uri, at_least=2)) == (
         _lines_with(per_document, "engine: y") + _lines_with(per_document, "engine: x")
     )
 
@@ -90,7 +91,7 @@ def test_every_document_of_the_example_fleet_is_checked(
     expected = _lines_with(text, "bogus_field")
     assert len(expected) == text.count("\napiVersion:") >= 2
     uri = plain_server.open(path, text)
-    diagnostics = plain_server.wait_diagnostics(uri)
+    diagnostics = plain_server.wait_diagnostics(uri, at_least=len(expected))
     assert _error_lines(diagnostics) == expected, diagnostics
     assert all("bogus_field" in d["message"] for d in diagnostics)
 
@@ -119,7 +120,7 @@ def test_bp_init_settings_check_every_document_without_any_modeline(
         expected = sorted(_lines_with(text, "  arch: x86") + _lines_with(text, "keep: two"))
         assert text.count("\n---\n") >= 5 and len(expected) == 2
         uri = server.open(fleet, text)
-        diagnostics = server.wait_diagnostics(uri)
+        diagnostics = server.wait_diagnostics(uri, at_least=len(expected))
         assert _error_lines(diagnostics) == expected, diagnostics
         # hover in the last document shows what the field means
         (keep,) = _lines_with(text, "keep: two")

@@ -139,14 +139,20 @@ class LanguageServer:
         )
         return uri
 
-    def wait_diagnostics(self, uri: str, timeout: float = 30, settle: float = 1.5) -> list[Any]:
-        """The diagnostics of ``uri`` once published and unchanged for ``settle`` seconds."""
+    def wait_diagnostics(
+        self, uri: str, at_least: int = 0, timeout: float = 60, settle: float = 1.5
+    ) -> list[Any]:
+        """The diagnostics of ``uri`` once there are ``at_least`` and ``settle`` s pass unchanged.
+
+        The server publishes as it validates (an empty list may come before the schema
+        is loaded), so a caller that expects findings says how many to wait for.
+        """
         deadline = time.monotonic() + timeout
         with self._published:
-            while uri not in self.diagnostics:
+            while len(self.diagnostics.get(uri, [])) < at_least or uri not in self.diagnostics:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"no diagnostics published for {uri}")
+                    raise TimeoutError(f"{uri}: {self.diagnostics.get(uri)!r} after {timeout}s")
                 self._published.wait(left)
             while True:
                 last = self.diagnostics[uri]
