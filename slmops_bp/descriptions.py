@@ -58,7 +58,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     "RuntimeSpec": {
         "": "An inference engine that can be provisioned on devices.",
         "engine": "Engine: onnxruntime, llama-cpp, ollama, litert or custom.",
-        "version": 'Engine version to install, a quoted string (e.g. "1.20.1").',
+        "version": 'Engine version, a quoted string (e.g. "1.20.1"): letters, digits, . _ + -',
         "formats": "Artifact formats it serves (onnx, gguf, tflite, ...).",
         "accelerators": "Accelerators it can run on; cpu means no accelerator. Default [cpu].",
         "telemetry": "What the engine sends by itself: none, opt-out (turned off on the device) "
@@ -95,8 +95,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     "Egress": {
         "": "Network egress of the inference service.",
         "default": "deny or allow; default deny.",
-        "allow": "host (any port) or host:port entries reachable under deny; other artifacts come "
-        "from the controller. Default none.",
+        "allow": "host, *.domain, host:port, address or CIDR reachable under deny; other "
+        "artifacts come from the controller. Default none.",
     },
     "Logging": {
         "": "What the inference service may log.",

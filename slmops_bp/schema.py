@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from slmops_bp import API_VERSION
 from slmops_bp.descriptions import DESCRIPTIONS, DOCUMENT_FIELDS
 from slmops_bp.model import KINDS, DeploymentSpec
+from slmops_bp.overlays import FIXED, ROLLOUT_PER_HOST
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 FILE_NAMES = {
@@ -52,6 +53,10 @@ def _patch_overlay(schema: dict[str, Any]) -> None:
         defs.setdefault(name, sub)
         defs.setdefault(f"{name}Patch", _partial(sub))
     patch = _retarget(_partial(spec))
+    for key in FIXED:  # BP601: the deployment's alone
+        patch["properties"].pop(key, None)
+    rollout = defs["RolloutPatch"]
+    rollout["properties"] = {k: rollout["properties"][k] for k in ROLLOUT_PER_HOST}  # BP605
     patch["title"] = "Overlay set: a partial Deployment spec"
     defs["DeploymentSpecPatch"] = patch
     defs["OverlaySpec"]["properties"]["set"] = {"$ref": "#/$defs/DeploymentSpecPatch"}
