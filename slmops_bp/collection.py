@@ -57,3 +57,21 @@ def requirements(header: str) -> str:
         f'    version: "=={version()}"',
     ]
     return "\n".join(lines) + "\n"
+
+
+INSTALLED_PATHS = "collections:~/.ansible/collections:/usr/share/ansible/collections"
+
+
+def use_installed(ansible_cfg: str) -> str:
+    """The rendered ``ansible.cfg`` looking for the installed collection, not a shipped copy.
+
+    ``collections/`` next to the playbooks stays first (AWX installs the requirements
+    there), then where ``ansible-galaxy collection install`` puts it by default.
+    """
+    shipped = "collections_path = collections\n"
+    if shipped not in ansible_cfg:
+        raise AssertionError("ansible.cfg template changed: no 'collections_path = collections'")
+    return ansible_cfg.replace(
+        "# The shipped collection slmops.bp, next to the playbooks (relative to this file).\n",
+        "# The installed collection slmops.bp (collections/requirements.yml names its version).\n",
+    ).replace(shipped, f"collections_path = {INSTALLED_PATHS}\n")

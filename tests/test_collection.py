@@ -172,6 +172,8 @@ def test_render_from_galaxy_ships_no_copy_and_pins_the_version(tmp_path: Path) -
         "collections": [{"name": "slmops.bp", "version": f"=={_galaxy()['version']}"}]
     }
     assert "ansible-galaxy collection install -r" in output
+    cfg = (project / "ansible.cfg").read_text()
+    assert "collections_path = collections:~/.ansible/collections:" in cfg
 
 
 def test_render_from_galaxy_is_refused_for_the_pull_layout(tmp_path: Path) -> None:
