@@ -151,7 +151,7 @@ QUIET_ENV = {
 }
 TPS_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?) tokens per second")
 OLLAMA_RATE_RE = re.compile(r"eval rate:\s+([0-9]+(?:\.[0-9]+)?) tokens/s")
-LLAMA_ERROR_RE = re.compile(r"\berror\b|failed to load", re.IGNORECASE)
+LLAMA_ERROR_RES = (re.compile(r"\berror\b", re.IGNORECASE), re.compile(r"failed to load", re.IGNORECASE))
 
 
 class Check(object):
@@ -296,10 +296,13 @@ class Check(object):
 
 
 def llama_log_error(log):
-    """The last error line of llama.cpp's own log (why a model did not load), or None."""
-    for line in reversed(log.strip().splitlines()):
-        if LLAMA_ERROR_RE.search(line):
-            return line.strip()[:500]
+    """Why llama.cpp did not load a model, from its own log: its last error line, else its
+    last "failed to load" line, else None."""
+    lines = log.strip().splitlines()
+    for pattern in LLAMA_ERROR_RES:
+        for line in reversed(lines):
+            if pattern.search(line):
+                return line.strip()[:500]
     return None
 
 
