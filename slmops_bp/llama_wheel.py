@@ -27,9 +27,6 @@ from pathlib import Path
 
 PACKAGE = "llama-cpp-python"
 VERSION = "0.3.36"
-# CPU build for any x86-64 with AVX2 (not -march=native: the cache may be shared), without
-# the multimodal library (libmtmd), which text generation and llama_cpp.server do not load.
-CMAKE_ARGS = "-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF"
 
 
 class WheelBuildError(RuntimeError):
@@ -85,8 +82,9 @@ def build_wheel(version: str = VERSION, log: Path | None = None) -> Path:
         if found:
             return found
         with tempfile.TemporaryDirectory(dir=directory, prefix=".build-") as tmp:
+            # llama-cpp-python's default CPU build, for this machine's CPU (the simulated
+            # devices run here); CMAKE_ARGS from the environment still apply
             env = dict(os.environ)
-            env.setdefault("CMAKE_ARGS", CMAKE_ARGS)
             env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
             env["PIP_NO_INPUT"] = "1"
             cmd = [
