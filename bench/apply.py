@@ -137,6 +137,7 @@ def set_up(work: Path, hosts: int, port: int) -> tuple[Path, list[str]]:
     )  # fmt: skip
     if proc.returncode != 0:
         raise SystemExit(f"bp init failed:\n{proc.stderr}")
+    (fleet / "blueprints" / "chat.yaml").unlink()  # the ONNX deployment alone, as measured
     text = (fleet / "blueprints" / "fleet.yaml").read_text(encoding="utf-8")
     if "stages: [1, 100%]" not in text:
         raise SystemExit("bp init no longer writes rollout stages [1, 100%]; update bench/apply.py")

@@ -43,7 +43,9 @@ class ModelServer:
                 data, mode = route
                 body = bytes(b ^ 0xFF for b in data) if mode == "wrong" else data
                 self.send_response(200)
-                self.send_header("Content-Type", "application/octet-stream")
+                # a path ending in "/" is an index page (pip --find-links reads text/html only)
+                ctype = "text/html" if self.path.endswith("/") else "application/octet-stream"
+                self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if mode == "drop":
