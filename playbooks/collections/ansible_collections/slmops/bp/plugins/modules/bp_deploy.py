@@ -369,7 +369,8 @@ def record_switch(paths, cur, key, state):
     """Write down, before anything changes, what the device runs now so that a failure of this
     run (or of an earlier run that never confirmed its release) can restore exactly that."""
     earlier = pending_switch(paths, cur) if cur else None
-    if earlier is not None:
+    confirmed = state.get("release") == cur and bool((state.get("health") or {}).get("ok"))
+    if earlier is not None and not confirmed:
         # the release running now was never confirmed: going back means going back further
         record = dict(earlier, to=key, at=utc_now())
     else:
