@@ -14,13 +14,16 @@ class ModelServer:
     """Serves artifacts with drill modes.
 
     ``put(path, data, mode)``: ``ok`` serves ``data``; ``wrong`` serves other bytes of the same
-    length; ``drop`` announces the full length, sends half and closes the connection.
+    length; ``drop`` announces the full length, sends half and closes the connection;
+    ``hold`` announces the full length, sends half and waits until ``release`` is set (at
+    most 5 minutes) before sending the rest: a download in flight, for as long as a drill needs.
     ``hits`` counts GET requests per path.
     """
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[bytes, str]] = {}
         self.hits: Counter[str] = Counter()
+        self.release = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -49,6 +52,13 @@ class ModelServer:
                     self.close_connection = True
                     with contextlib.suppress(OSError):
                         self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if mode == "hold":
+                    with contextlib.suppress(OSError):
+                        self.wfile.write(body[: len(body) // 2])
+                        self.wfile.flush()
+                        server.release.wait(timeout=300)
+                        self.wfile.write(body[len(body) // 2 :])
                     return
                 self.wfile.write(body)
 
