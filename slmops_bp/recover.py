@@ -46,7 +46,7 @@ RECOVER_YML = """\
         label: "{{ bp_recover_item.key }}"
       when:
         - bp_recover_item.key in bp_recover_deployments
-        - bp_recover_item.value.current
+        - (bp_recover_item.value.current | default('', true) | length) > 0
         - (bp_recover_item.value.state.health | default({})).status | default('') == 'pending'
         - bp_recover_item.value.state.previous | default([]) | length > 0
 """
@@ -136,7 +136,7 @@ def settle(
         if device is not None and device.rolled_back_to:
             result.status = "rolled_back"
             result.message = (
-                f"interrupted at '{task}' before the health check of {device.current} finished; "
+                f"stopped after '{task}', before the health check of {device.current} finished; "
                 f"switched back to {device.rolled_back_to}"
             )
         elif device is not None and device.current == wanted and device.health_ok:
@@ -147,4 +147,4 @@ def settle(
             health = "" if device is None else (", health ok" if device.health_ok else
                                                 ", health not ok")  # fmt: skip
             result.status = "interrupted"
-            result.message = f"interrupted at '{task}'; runs {runs}{health}"
+            result.message = f"stopped after '{task}'; runs {runs}{health}"

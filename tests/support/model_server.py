@@ -14,13 +14,16 @@ class ModelServer:
     """Serves artifacts with drill modes.
 
     ``put(path, data, mode)``: ``ok`` serves ``data``; ``wrong`` serves other bytes of the same
-    length; ``drop`` announces the full length, sends half and closes the connection.
+    length; ``drop`` announces the full length, sends half and closes the connection;
+    ``slow`` announces the full length, sends half, then holds the download open until
+    :meth:`release` is called (or two minutes pass) and sends the rest.
     ``hits`` counts GET requests per path.
     """
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[bytes, str]] = {}
         self.hits: Counter[str] = Counter()
+        self.released = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,6 +53,13 @@ class ModelServer:
                     with contextlib.suppress(OSError):
                         self.connection.shutdown(socket.SHUT_RDWR)
                     return
+                if mode == "slow":
+                    with contextlib.suppress(OSError):  # the client may be gone meanwhile
+                        self.wfile.write(body[: len(body) // 2])
+                        self.wfile.flush()
+                        server.released.wait(120)
+                        self.wfile.write(body[len(body) // 2 :])
+                    return
                 self.wfile.write(body)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -68,6 +78,11 @@ class ModelServer:
         self.thread.start()
         return self
 
+    def release(self) -> None:
+        """Let every download held by ``slow`` finish."""
+        self.released.set()
+
     def stop(self) -> None:
+        self.released.set()
         self.httpd.shutdown()
         self.httpd.server_close()
