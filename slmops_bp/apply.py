@@ -231,10 +231,11 @@ def run_playbook(
 ) -> tuple[int, str]:
     """ansible-runner on the rendered tree; returns (rc, runner status).
 
-    With ``stop`` (see :mod:`slmops_bp.interrupt`), SIGINT / SIGTERM terminate
-    ansible-playbook, its workers and the modules they run (SIGKILL after a grace
-    period); the call returns only when none of them is left, with the status
-    ``interrupted``.
+    SIGINT / SIGTERM terminate ansible-playbook, its workers and the modules they
+    run (SIGKILL after a grace period, see :mod:`slmops_bp.interrupt`); nothing
+    returns before none of them is left.  With ``stop`` the caller handles the
+    interrupt (the status is then ``interrupted``); without, it is raised as
+    :class:`~slmops_bp.interrupt.Interrupted`.
     """
     try:
         import ansible_runner
@@ -253,12 +254,17 @@ def run_playbook(
 
     bin_dir = str(Path(ansible_playbook()).parent)
     token = interrupt.new_token()
+    own = stop is None  # nobody handles the interrupt for us: raise it once the run is gone
     with contextlib.ExitStack() as stack:
         if stop is None:
             stop = stack.enter_context(interrupt.deferred())
+        if stop.requested:  # stopped before Ansible started: start nothing
+            return 0, "interrupted"
         stack.enter_context(interrupt.children(stop, token))
         rc, status = _run_runner(ansible_runner, private_data_dir, playbook, inventories, limit,
                                  cmdline, extravars, handler, bin_dir, token, stop)  # fmt: skip
+    if stop.requested and own and stop.signum is not None:
+        raise interrupt.Interrupted(stop.signum)
     if stop.requested:
         return rc, "interrupted"
     if rc == 127 or (status == "error" and rc != 0 and rc not in (1, 2, 4, 8)):

@@ -143,8 +143,8 @@ def settle(
             result.status = "ok"
             result.message = ""
         else:
-            runs = device.current if device is not None and device.current else "no release"
-            health = "" if device is None else (", health ok" if device.health_ok else
-                                                ", health not ok")  # fmt: skip
             result.status = "interrupted"
-            result.message = f"stopped after '{task}'; runs {runs}{health}"
+            result.message = f"stopped after '{task}'"
+            if device is not None:
+                health = "health ok" if device.health_ok else "health not ok"
+                result.message += f"; runs {device.current or 'no release'}, {health}"
