@@ -148,3 +148,28 @@ def settle(
             if device is not None:
                 health = "health ok" if device.health_ok else "health not ok"
                 result.message += f"; runs {device.current or 'no release'}, {health}"
+
+
+def in_flight(plan: Plan, touched: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The batch the run was in: with ``serial``, every earlier batch had completed."""
+    last: tuple[int, int] | None = None
+    for order, dep in enumerate(plan.order):
+        for number, batch in enumerate(plan.stages.get(dep, [])):
+            if any((dep, host) in touched for host in batch):
+                last = (order, number)
+    if last is None:
+        return set()
+    dep = plan.order[last[0]]
+    return {(dep, host) for host in plan.stages[dep][last[1]] if (dep, host) in touched}
+
+
+def settle_in_flight(
+    outcome: Outcome, plan: Plan, touched: set[tuple[str, str]], reached: Reached
+) -> None:
+    """Without reading the devices (``bp rollback``): the batch in flight is interrupted."""
+    for dep, host in sorted(in_flight(plan, touched)):
+        result = outcome.hosts.get(host)
+        if result is None or result.status in ("failed", "rolled_back", "unreachable"):
+            continue
+        result.status, result.deployment = "interrupted", dep
+        result.message = f"stopped after '{reached.last_task.get(host, '?')}'"

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from slmops_bp import history, interrupt, report
 from slmops_bp.apply import Outcome, Tracker, exclusive, judge, run_playbook
@@ -22,6 +23,7 @@ from slmops_bp.commands.apply import (
     write_table,
 )
 from slmops_bp.diagnostics import EnvironmentFailure, did_you_mean
+from slmops_bp.recover import Reached, settle_in_flight
 
 
 def run(
@@ -60,15 +62,23 @@ def run(
             render(plan, run_dir)
             sources = [os.path.abspath(s) for s in inventory]
             sources.append(str((run_dir / "inventory" / "hosts.yml").absolute()))
+            reached = Reached()
+
+            def on_event(event: dict[str, Any]) -> None:
+                tracker.feed(event)
+                reached.feed(event)
+
             rc, status = run_playbook(
                 run_dir.absolute(), f"rollback-{deployment}.yml", sources, limit=limit,
-                extravars={"bp_max_fail_percentage": 100}, on_event=tracker.feed, stop=stop,
+                extravars={"bp_max_fail_percentage": 100}, on_event=on_event, stop=stop,
             )  # fmt: skip
             outcome = judge(plan, tracker, rc, status)
             outcome.hosts = {h: r for h, r in outcome.hosts.items()
                              if any(h in b for b in plan.stages[deployment])}  # fmt: skip
             outcome.private_data_dir = str(run_dir)
-            outcome.interrupted = stop.name
+            if stop.requested:
+                outcome.interrupted = stop.name
+                settle_in_flight(outcome, plan, tracker.touched, reached)
         except BaseException:
             failed = outcome or judge(plan, tracker, -1, "error")
             with contextlib.suppress(EnvironmentFailure):

@@ -183,6 +183,33 @@ def last_run(fleet: Fleet) -> dict[str, Any]:
     return runs[0]
 
 
+def hold_health(fleet: Fleet, host: str, release: str) -> tuple[Path, Path]:
+    """Hold ``host``'s next health check of ``release``: (pid file of the held check, site dir).
+
+    The runtime's Python sleeps at start-up once ``current`` points at ``release`` (the
+    runtime check before a switch is not held); once only.
+    """
+    site = next((fleet.bp_root(host) / "runtimes").glob("onnxruntime-*/lib/python*/site-packages"))
+    pid_file = fleet.root / f"held-{release}.pid"
+    link = fleet.bp_root(host) / "models" / "assistant" / "current"
+    (site / "bp_drill_hold.py").write_text(
+        "import os, time\n"
+        f"if os.path.islink({str(link)!r}) and os.readlink({str(link)!r}) == {release!r} \\\n"
+        f"        and not os.path.exists({str(pid_file)!r}):\n"
+        f"    open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(600)\n"
+    )
+    (site / "bp_drill_hold.pth").write_text("import bp_drill_hold\n")
+    return pid_file, site
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_sigint_during_a_download(fleet: Fleet) -> None:
     first = canary(fleet)
     before = {h: fleet.current(h) for h in fleet.hosts}
@@ -227,33 +254,20 @@ def test_sigterm_during_a_health_check(fleet: Fleet) -> None:
     first = canary(fleet)
     before = {h: fleet.current(h) for h in fleet.hosts}
     new = "1.2.0-fp32-onnx"
-    # hold the canary's health check: its runtime's Python sleeps at start-up once `current`
-    # points at the new release (the runtime check before the switch is not held)
-    site = next((fleet.bp_root(first) / "runtimes").glob("onnxruntime-*/lib/python*/site-packages"))
-    pid_file = fleet.root / "held-health.pid"
-    link = fleet.bp_root(first) / "models" / "assistant" / "current"
-    (site / "bp_drill_hold.py").write_text(
-        "import os, time\n"
-        f"if os.path.islink({str(link)!r}) and os.readlink({str(link)!r}) == {new!r} \\\n"
-        f"        and not os.path.exists({str(pid_file)!r}):\n"
-        f"    open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-        "    time.sleep(600)\n"
-    )
-    (site / "bp_drill_hold.pth").write_text("import bp_drill_hold\n")
+    pid_file, site = hold_health(fleet, first, new)
     fleet.release("1.2.0", "/tiny-lm/1.2.0/model.onnx")
     proc = fleet.start_apply()
     try:
         wait_for("the held health check", pid_file.exists, proc)
         time.sleep(0.2)
         held = int(pid_file.read_text())
-        assert Path(f"/proc/{held}").exists()
+        assert alive(held)
         data, _ = interrupt(proc, signal.SIGTERM, fleet)
     finally:
         (site / "bp_drill_hold.pth").unlink()
         if proc.poll() is None:
             proc.kill()
-    stat = Path(f"/proc/{held}/stat")
-    assert not stat.exists() or stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z"
+    assert not alive(held)
     result = data["hosts"][first]
     assert result["status"] == "rolled_back", result
     assert "before the health check" in result["message"] and before[first] in result["message"]
@@ -300,3 +314,33 @@ def test_sigint_between_stages(fleet: Fleet) -> None:
     run = last_run(fleet)
     assert run["outcome"] == "interrupted"
     assert run["hosts"][first]["status"] == "ok"
+
+
+def test_sigint_during_a_rollback(fleet: Fleet) -> None:
+    first = canary(fleet)
+    before = {h: fleet.current(h) for h in fleet.hosts}
+    target = str(fleet.state(first)["previous"][0]["release"])
+    pid_file, site = hold_health(fleet, first, target)
+    proc = subprocess.Popen(fleet.argv("rollback assistant", "--format", "json"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env())  # fmt: skip
+    try:
+        wait_for("the held health check", pid_file.exists, proc)
+        time.sleep(0.2)
+        held = int(pid_file.read_text())
+        data, _ = interrupt(proc, signal.SIGINT, fleet)
+    finally:
+        (site / "bp_drill_hold.pth").unlink()
+        if proc.poll() is None:
+            proc.kill()
+    assert not alive(held)
+    assert data["hosts"][first]["status"] == "interrupted"
+    assert data["hosts"][first]["message"].startswith("stopped after '")
+    assert fleet.current(first) == target  # switched back, its check stopped
+    for host in fleet.hosts:
+        if host != first:
+            assert data["hosts"][host]["status"] == "skipped"
+            assert fleet.current(host) == before[host]
+    run = last_run(fleet)
+    assert run["command"] == "rollback assistant" and run["outcome"] == "interrupted"
+    assert run["hosts"][first]["status"] == "interrupted"
