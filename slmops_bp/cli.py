@@ -48,7 +48,6 @@ def _format_option(*choices: str) -> Callable[[Any], Any]:
     )
 
 
-EXIT_INTERRUPTED = 130
 EXIT_CODES_HELP = """\b
 Exit status:
   0    success (warnings allowed)
@@ -321,7 +320,7 @@ def main() -> None:
 def _main() -> int:
     from slmops_bp.apply import Refused
     from slmops_bp.diagnostics import EnvironmentFailure, UsageFailure
-    from slmops_bp.interrupt import Interrupted, install
+    from slmops_bp.interrupt import EXIT_INTERRUPTED, Interrupted, install
 
     install()  # SIGINT / SIGTERM → 130, with the run and its children stopped first
     try:
