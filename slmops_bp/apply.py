@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from slmops_bp import interrupt
-from slmops_bp.diagnostics import EnvironmentFailure
+from slmops_bp.diagnostics import EnvironmentFailure, Refused
 from slmops_bp.plan import Plan
 from slmops_bp.stages import allowed_failures
 
@@ -184,10 +184,6 @@ def _set(result: HostResult, status: str, stage: int, dep: str, message: str) ->
 
 
 # ---------------------------------------------------------------- running
-
-
-class Refused(Exception):
-    """bp declines to run (another apply holds the lock): one line on stderr, exit 1."""
 
 
 @contextlib.contextmanager

@@ -62,8 +62,7 @@ class BpGroup(click.Group):
     """Turns environment failures into one line on stderr and exit status 2, refusals into 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from slmops_bp.apply import Refused
-        from slmops_bp.diagnostics import EnvironmentFailure, UsageFailure
+        from slmops_bp.diagnostics import EnvironmentFailure, Refused, UsageFailure
 
         try:
             return super().invoke(ctx)
@@ -318,8 +317,7 @@ def main() -> None:
 
 
 def _main() -> int:
-    from slmops_bp.apply import Refused
-    from slmops_bp.diagnostics import EnvironmentFailure, UsageFailure
+    from slmops_bp.diagnostics import EnvironmentFailure, Refused, UsageFailure
     from slmops_bp.interrupt import EXIT_INTERRUPTED, Interrupted, install
 
     install()  # SIGINT / SIGTERM → 130, with the run and its children stopped first
