@@ -141,6 +141,10 @@ def _apply(plan: Plan, opts: Options, state_dir: Path, db: Path, stop: interrupt
         outcome.private_data_dir = str(run_dir)
         if stop.requested:
             outcome.interrupted = stop.name
+            sys.stderr.write(
+                f"bp: every process of the run has ended ({time.monotonic() - stop.at:.1f}s after "
+                f"{stop.name}); checking the hosts it touched\n"
+            )
             after = {} if opts.check else recover(plan, run_dir, inventories, tracker.touched)
             settle(outcome, plan, tracker.touched, reached, after)
         elif rc != 0 and not any(
