@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from slmops_bp import API_VERSION
-from slmops_bp.diagnostics import Diagnostic, Severity, did_you_mean, error
+from slmops_bp.diagnostics import Diagnostic, Severity, did_you_mean, error, shown
 from slmops_bp.loader import Document
 from slmops_bp.model import (
     KINDS,
@@ -144,7 +144,7 @@ def _check_header(doc: Document) -> list[Diagnostic]:
             msg = f"missing 'apiVersion: {API_VERSION}'"
         else:
             line, col = doc.pos(("apiVersion",))
-            msg = f"unsupported apiVersion {api!r}: expected '{API_VERSION}'"
+            msg = f"unsupported apiVersion {shown(api)}: expected '{API_VERSION}'"
         out.append(error("BP200", msg, doc.path, line, col))
     kind = data.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
@@ -164,7 +164,7 @@ def _check_header(doc: Document) -> list[Diagnostic]:
             out.append(
                 error(
                     "BP207",
-                    f"unknown kind {kind!r}{hint}; expected one of {', '.join(KINDS)}",
+                    f"unknown kind {shown(kind)}{hint}; expected one of {', '.join(KINDS)}",
                     doc.path,
                     line,
                     col,
@@ -187,6 +187,8 @@ _TYPE_NAMES = {
     "int_from_float": "an integer",
     "none_required": "null",
 }
+_VALUE_CODES = {"bp_version": "BP210", "bp_uri": "BP211", "bp_egress": "BP213"}
+"""Values a device could not use (:mod:`slmops_bp.values`), by pydantic error type."""
 _PATTERN_HINTS = {
     "sha256": "64 lowercase hexadecimal digits",
     "uri": "an https://, http:// or file:// URI",
@@ -201,9 +203,9 @@ def _describe(value: object) -> str:
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
     if isinstance(value, int | float):
-        return f"number {value!r}"
+        return f"number {shown(value)}"
     if isinstance(value, str):
-        return f"string {value!r}"
+        return f"string {shown(value)}"
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
@@ -211,8 +213,13 @@ def _describe(value: object) -> str:
     return type(value).__name__
 
 
-def _data_loc(data: Any, loc: Sequence[str | int]) -> Loc:
-    """Drop pydantic's union tags: keep only the steps that exist in the data."""
+def _data_loc(data: Any, loc: Sequence[str | int], etype: str) -> Loc:
+    """Drop pydantic's union tags: keep only the steps that exist in the data.
+
+    A step missing from the data is kept only where it names a key (the last
+    step of a missing or unknown field); elsewhere it is a union member's tag
+    (``str``, ``int``...), so that every member's error lands on the same value.
+    """
     out: list[str | int] = []
     node = data
     for step in loc:
@@ -221,12 +228,13 @@ def _data_loc(data: Any, loc: Sequence[str | int]) -> Loc:
         ):
             out.append(step)
             node = node[step]  # type: ignore[index]
-        elif isinstance(node, dict) and isinstance(step, str):
+        elif isinstance(node, dict) and isinstance(step, str) and etype in _KEY_ERRORS:
             out.append(step)  # a missing or unknown key: keep it, stop here
             break
-        else:
-            continue
     return tuple(out)
+
+
+_KEY_ERRORS = ("missing", "extra_forbidden")
 
 
 def _model_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
@@ -276,13 +284,27 @@ def map_error_details(
     errors: Iterable[ErrorDetails], doc: Document, model: type[BaseModel], prefix: Loc = ()
 ) -> list[Diagnostic]:
     """The same for some of one error's details (an overlay maps each to its own document)."""
-    out: dict[Loc, Diagnostic] = {}
+    grouped: dict[Loc, list[Any]] = {}
     for err in errors:
-        loc = _data_loc(doc.data, prefix + tuple(err["loc"]))
-        if loc in out:
-            continue
-        out[loc] = _one_error(err, loc, doc, model, prefix)
-    return list(out.values())
+        loc = _data_loc(doc.data, prefix + tuple(err["loc"]), err["type"])
+        grouped.setdefault(loc, []).append(err)
+    return [_one_error(_closest(group), loc, doc, model, prefix) for loc, group in grouped.items()]
+
+
+def _closest(errors: list[Any]) -> Any:
+    """One error per value: a union's members each fail; report the member that came closest.
+
+    A member that failed on the value itself (not on its type) came closest; when
+    every member refused the type, one error names every type that would do.
+    """
+    if len(errors) == 1:
+        return errors[0]
+    for err in errors:
+        if err["type"] not in _TYPE_NAMES:
+            return err
+    names = list(dict.fromkeys(_TYPE_NAMES[err["type"]] for err in errors))
+    expected = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+    return {**errors[0], "type": "union_type", "expected": expected}
 
 
 def _one_error(
@@ -297,7 +319,7 @@ def _one_error(
         options = list(parent.model_fields) if parent else []
         code, key = "BP201", True
         hint = did_you_mean(str(loc[-1]), options)
-        msg = f"{_where(loc[:-1], doc.data)}unknown field '{loc[-1]}'{hint}"
+        msg = f"{_where(loc[:-1], doc.data)}unknown field {shown(loc[-1])}{hint}"
         where_loc = loc
     elif etype == "missing":
         code, key, where_loc = "BP202", True, loc[:-1]
@@ -306,26 +328,34 @@ def _one_error(
     elif etype in _TYPE_NAMES:
         where_loc = loc
         code, msg = _type_error(etype, value, doc, loc, where)
+    elif etype == "union_type":
+        code, where_loc = "BP203", loc
+        msg = f"{where}expected {err['expected']}, got {_describe(value)}"
     elif etype.startswith("bp_size") or etype.startswith("bp_duration") or etype == "bp_percent":
         code, where_loc, msg = "BP206", loc, f"{where}{err['msg']}"
     elif etype in ("bp_name", "bp_identifier"):
         code, where_loc, msg = "BP205", loc, f"{where}{err['msg']}"
+    elif etype in _VALUE_CODES:
+        code, where_loc, msg = _VALUE_CODES[etype], loc, f"{where}{err['msg']}"
+    elif etype == "finite_number":
+        code, where_loc = "BP212", loc
+        msg = f"{where}{_describe(value)} is not a finite number; write a number such as 2 or 0.5"
     elif etype == "literal_error":
         expected = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
         hint = did_you_mean(value, expected) if isinstance(value, str) else ""
         code, where_loc = "BP204", loc
-        msg = f"{where}invalid value {value!r}{hint}; expected one of: {', '.join(expected)}"
+        msg = f"{where}invalid value {shown(value)}{hint}; expected one of: {', '.join(expected)}"
     elif etype == "string_pattern_mismatch":
         field_name = str(loc[-1]) if loc else ""
         hint = _PATTERN_HINTS.get(field_name, f"a value matching {err['ctx']['pattern']}")
         code, where_loc = "BP204", loc
-        msg = f"{where}invalid value {value!r}: expected {hint}"
+        msg = f"{where}invalid value {shown(value)}: expected {hint}"
     elif etype in ("too_short", "too_long"):
         code, where_loc = "BP204", loc
         msg = f"{where}{err['msg'].replace('List', 'list')}"
     else:
         code, where_loc = "BP204", loc
-        msg = f"{where}invalid value {value!r}: {err['msg']}"
+        msg = f"{where}invalid value {shown(value)}: {err['msg']}"
     line, column = doc.pos(where_loc, key=key)
     return Diagnostic(doc.path, line, column, code, Severity.ERROR, msg)
 
@@ -341,7 +371,7 @@ def _type_error(etype: str, value: object, doc: Document, loc: Loc, where: str) 
         )
     if etype == "bool_type" and isinstance(value, str) and value.lower() in YAML11_BOOLS:
         return "BP209", (
-            f"{where}{value!r} is a string in YAML 1.2, not a boolean; "
+            f"{where}{shown(value)} is a string in YAML 1.2, not a boolean; "
             f"write {YAML11_BOOLS[value.lower()]}"
         )
     if etype in ("int_type", "int_from_float") and isinstance(value, str) and value.isdigit():

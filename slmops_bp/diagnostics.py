@@ -7,9 +7,21 @@ the environment (:class:`EnvironmentFailure`), caught once at the top.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Final
+
+SHOWN_MAX: Final = 80
+"""Characters of a user's value quoted in a message; the rest is cut (its length is said)."""
+MESSAGE_MAX: Final = 2000
+"""A message longer than this is cut: a value quoted without :func:`shown` cannot flood output."""
+# what a terminal would act on or reorder: C0/C1 controls, DEL, bidi and other format characters
+_UNSAFE: Final = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]"
+)
 
 
 class Severity(StrEnum):
@@ -28,6 +40,10 @@ class Diagnostic:
     code: str
     severity: Severity = field(compare=False)
     message: str = field(compare=True)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", clean_message(self.message))
+        object.__setattr__(self, "path", escape(self.path))
 
     @property
     def is_error(self) -> bool:
@@ -62,6 +78,39 @@ def has_errors(diags: Iterable[Diagnostic]) -> bool:
 def sort_unique(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
     """Stable, sorted, de-duplicated output order (path, line, column, code, message)."""
     return sorted(set(diags))
+
+
+def escape(text: str) -> str:
+    """Control, bidi and other invisible format characters as ``\\xNN`` / ``\\uNNNN``."""
+    if _UNSAFE.search(text) is None and text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if _UNSAFE.match(ch) or unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def truncate(text: str, limit: int = SHOWN_MAX) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
+def shown(value: object, limit: int = SHOWN_MAX) -> str:
+    """A user's value for a message: quoted, escaped, truncated (``'abc'``, ``12``)."""
+    if isinstance(value, str):
+        return "'" + escape(truncate(value, limit)).replace("'", "\\'") + "'"
+    return escape(truncate(repr(value), limit))
+
+
+def clean_message(message: str) -> str:
+    """One line a terminal shows as written: unsafe characters escaped, overlong text cut."""
+    return escape(truncate(message, MESSAGE_MAX))
 
 
 class EnvironmentFailure(Exception):

@@ -12,6 +12,7 @@ import gc
 import math
 import os
 import re
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -153,16 +154,55 @@ def _path_key(path: str) -> tuple[str, ...]:
 
 
 def _read(path: str) -> bytes | Diagnostic:
+    """The file's bytes; only regular files (symlinks followed) are opened.
+
+    A FIFO, socket or device named ``*.yaml`` would block the read or touch
+    hardware: it is reported without being opened (``stat`` first), and the
+    file is opened non-blocking so that a swap between ``stat`` and ``open``
+    cannot hang either.
+    """
     try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > MAX_FILE_BYTES:
-                return _too_large(path, size)
-            return handle.read(MAX_FILE_BYTES + 1)  # not a regular file: load_text checks
+        kind = _not_regular(os.stat(path).st_mode)
+        if kind:
+            return _not_a_file(path, kind)
+        fd = os.open(path, os.O_RDONLY | _O_NONBLOCK | _O_NOCTTY | _O_BINARY)
+        with open(fd, "rb") as handle:
+            info = os.fstat(fd)
+            kind = _not_regular(info.st_mode)
+            if kind:
+                return _not_a_file(path, kind)
+            if info.st_size > MAX_FILE_BYTES:
+                return _too_large(path, info.st_size)
+            return handle.read(MAX_FILE_BYTES + 1)  # grown since fstat: load_text checks
     except FileNotFoundError:
         return error("BP108", "path does not exist", path)
     except OSError as exc:
         return error("BP108", f"cannot read file: {exc.strerror or exc}", path)
+
+
+_O_NONBLOCK: Final = getattr(os, "O_NONBLOCK", 0)
+_O_NOCTTY: Final = getattr(os, "O_NOCTTY", 0)
+_O_BINARY: Final = getattr(os, "O_BINARY", 0)
+
+
+def _not_regular(mode: int) -> str:
+    """What a non-regular file is (``a FIFO``, ...), or '' for a regular file."""
+    if stat.S_ISREG(mode):
+        return ""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "another kind of special file"
+
+
+def _not_a_file(path: str, kind: str) -> Diagnostic:
+    message = f"not a regular file (it is {kind}); blueprints are read from regular files only"
+    return error("BP108", message, path)
 
 
 def _too_large(path: str, size: int) -> Diagnostic:

@@ -26,6 +26,9 @@ from pydantic_core import PydanticCustomError
 
 from slmops_bp import API_VERSION
 from slmops_bp import quantities as q
+from slmops_bp import values as v
+from slmops_bp.diagnostics import shown
+from slmops_bp.values import ValueProblem
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 NAME_MAX = 63
@@ -43,8 +46,7 @@ def _reject_control(value: str, what: str) -> str:
         if unicodedata.category(ch) in ("Cc", "Cf") or _BAD_CHARS.match(ch):
             raise PydanticCustomError(
                 "bp_identifier",
-                "{what} contains a control or bidi character U+{code:04X}",
-                {"what": what, "code": ord(ch)},
+                f"{what} {shown(value)} contains a control or bidi character U+{ord(ch):04X}",
             )
     return value
 
@@ -52,13 +54,13 @@ def _reject_control(value: str, what: str) -> str:
 def _name(value: object) -> str:
     if not isinstance(value, str):
         raise PydanticCustomError("string_type", "Input should be a valid string")
-    _reject_control(value, "name")
+    if len(value) <= NAME_MAX:  # a longer one is refused below, whatever it holds
+        _reject_control(value, "name")
     if len(value) > NAME_MAX or not re.match(NAME_PATTERN, value):
         raise PydanticCustomError(
             "bp_name",
-            "invalid name '{name}': use at most 63 lowercase letters, digits and '-', "
+            f"invalid name {shown(value)}: use at most 63 lowercase letters, digits and '-', "
             "starting and ending with a letter or digit",
-            {"name": value},
         )
     return value
 
@@ -68,9 +70,7 @@ def _group(value: object) -> str:
         raise PydanticCustomError("string_type", "Input should be a valid string")
     _reject_control(value, "group name")
     if not re.match(GROUP_PATTERN, value):
-        raise PydanticCustomError(
-            "bp_name", "invalid inventory group name '{name}'", {"name": value}
-        )
+        raise PydanticCustomError("bp_name", f"invalid inventory group name {shown(value)}")
     return value
 
 
@@ -80,11 +80,32 @@ def _text(value: object) -> str:
     for ch in value:
         if _BAD_CHARS.match(ch):
             raise PydanticCustomError(
-                "bp_identifier",
-                "text contains a bidi control character U+{code:04X}",
-                {"code": ord(ch)},
+                "bp_identifier", f"text contains a bidi control character U+{ord(ch):04X}"
             )
     return value
+
+
+def _ident(value: object) -> str:
+    """A short identifier-like string (a license): no control or bidi characters."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    return _reject_control(value, "value")
+
+
+def _checked(check: Any, kind: str) -> Any:
+    """A validator from a :mod:`slmops_bp.values` rule on a string."""
+
+    def validate(value: object) -> Any:
+        if not isinstance(value, str):
+            raise PydanticCustomError("string_type", "Input should be a valid string")
+        _reject_control(value, "value")
+        try:
+            check(value)
+        except ValueProblem as exc:
+            raise PydanticCustomError(f"bp_{kind}", str(exc)) from None
+        return value
+
+    return validate
 
 
 def _quantity(parse: Any, kind: str) -> Any:
@@ -106,17 +127,47 @@ GroupName = Annotated[
     str, PlainValidator(_group), WithJsonSchema({"type": "string", "pattern": GROUP_PATTERN})
 ]
 Text = Annotated[str, PlainValidator(_text), WithJsonSchema({"type": "string"})]
+Ident = Annotated[str, PlainValidator(_ident), WithJsonSchema({"type": "string", "minLength": 1})]
+Version = Annotated[
+    str,
+    PlainValidator(_checked(v.check_segment, "version")),
+    WithJsonSchema({"type": "string", "pattern": v.SEGMENT_PATTERN, "examples": ["1.20.1"]}),
+]
+ArtifactUri = Annotated[
+    str,
+    PlainValidator(_checked(v.artifact_file, "uri")),
+    WithJsonSchema({"type": "string", "pattern": v.URI_PATTERN, "maxLength": 4096}),
+]
+EgressAllow = Annotated[
+    str,
+    PlainValidator(_checked(v.parse_egress, "egress")),
+    WithJsonSchema({"type": "string", "pattern": v.EGRESS_PATTERN, "maxLength": 260}),
+]
 Size = Annotated[
     int,
     PlainValidator(_quantity(q.parse_size, "size")),
     PlainSerializer(q.format_size, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": q.SIZE_PATTERN, "examples": ["512MiB", "2.4GB"]}),
+    WithJsonSchema(
+        {"type": "string", "pattern": q.NONZERO_SIZE_PATTERN, "examples": ["512MiB", "2.4GB"]}
+    ),
+]
+SizeOrZero = Annotated[
+    int,
+    PlainValidator(_quantity(q.parse_size_or_zero, "size")),
+    PlainSerializer(q.format_size, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": q.SIZE_PATTERN, "examples": ["0B", "512MiB"]}),
 ]
 Duration = Annotated[
     float,
     PlainValidator(_quantity(q.parse_duration, "duration")),
     PlainSerializer(q.format_duration, return_type=str),
     WithJsonSchema({"type": "string", "pattern": q.DURATION_PATTERN, "examples": ["90s", "5m"]}),
+]
+Timeout = Annotated[
+    float,
+    PlainValidator(_quantity(q.parse_timeout, "duration")),
+    PlainSerializer(q.format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": q.DURATION_PATTERN, "examples": ["60s", "5m"]}),
 ]
 CountOrPercent = Annotated[
     int | q.Percent,
@@ -143,7 +194,7 @@ def _all_at_once() -> list[int | q.Percent]:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # ---------------------------------------------------------------- metadata
@@ -174,7 +225,7 @@ class DeviceClassSpec(Strict):
     match: HostMatch | None = None
     arch: Arch
     memory: Size
-    reserve: Size = Field(default=512 * 1024**2, json_schema_extra={"default": "512MiB"})
+    reserve: SizeOrZero = Field(default=512 * 1024**2, json_schema_extra={"default": "512MiB"})
     storage: Size
     accelerators: list[Accelerator] = Field(default_factory=list)
     runtimes: list[Name] = Field(min_length=1)
@@ -186,7 +237,7 @@ class DeviceClassSpec(Strict):
 
 
 class ArchiveInstall(Strict):
-    url: Text
+    url: ArtifactUri
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -203,7 +254,7 @@ class RuntimeInstall(Strict):
 
 class RuntimeSpec(Strict):
     engine: Engine
-    version: Text
+    version: Version
     formats: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]] = Field(min_length=1)
     accelerators: list[AcceleratorName] = Field(default_factory=_cpu_only, min_length=1)
     telemetry: Literal["none", "opt-out", "on"] = "none"
@@ -229,14 +280,14 @@ class RuntimeSpec(Strict):
 
 
 class Artifact(Strict):
-    uri: Annotated[str, Field(pattern=r"^(https?|file)://\S+$")]
+    uri: ArtifactUri
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     size: Size
 
     @property
     def filename(self) -> str:
-        tail = self.uri.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
-        return tail or "artifact"
+        """The file name on the device: the URI path's last segment (never query or fragment)."""
+        return v.artifact_file(self.uri)
 
 
 class Variant(Strict):
@@ -255,9 +306,9 @@ class Variant(Strict):
 
 
 class ModelSpec(Strict):
-    version: Text
+    version: Version
     task: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
-    license: Text
+    license: Ident
     variants: list[Variant] = Field(min_length=1)
 
 
@@ -266,7 +317,7 @@ class ModelSpec(Strict):
 
 class Egress(Strict):
     default: Literal["deny", "allow"] = "deny"
-    allow: list[Text] = Field(default_factory=list)
+    allow: list[EgressAllow] = Field(default_factory=list)
 
 
 class Logging(Strict):
@@ -282,7 +333,7 @@ class PrivacyPolicySpec(Strict):
     logging: Logging = Field(default_factory=Logging)
     encryption_at_rest: Literal["required", "preferred", "none"] = "none"
     model_sources: list[Text] = Field(default_factory=list)
-    licenses: list[Text] = Field(default_factory=list)
+    licenses: list[Ident] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------- Deployment
@@ -303,7 +354,7 @@ DEFAULT_HEALTH_PROMPT = "Reply with OK."
 
 class Health(Strict):
     prompt: Text = DEFAULT_HEALTH_PROMPT
-    timeout: Duration = Field(default=60.0, json_schema_extra={"default": "60s"})
+    timeout: Timeout = Field(default=60.0, json_schema_extra={"default": "60s"})
     min_tokens_per_s: Annotated[float, Field(gt=0)] | None = None
 
 

@@ -7,7 +7,8 @@ Errors point into the overlay that wrote the offending key, else into the
 deployment.
 
 Guardrails: ``set`` may not change ``model``, ``deviceClasses`` or ``hosts``
-(BP601); ``set.privacy`` must be at least as strict as the deployment's policy
+(BP601); of ``rollout`` it may set ``health`` only, the rest is the deployment's
+(BP605); ``set.privacy`` must be at least as strict as the deployment's policy
 (BP602); two overlays may not set the same field for the same hosts unless one's
 hosts are a strict subset of the other's (BP603).
 """
@@ -32,6 +33,9 @@ FIXED = {
     "hosts": "the overlay's own 'hosts' chooses where it applies",
 }
 """Fields of a deployment that an overlay may not change, and what to do instead."""
+
+ROLLOUT_PER_HOST = ("health",)
+"""What of ``rollout`` an overlay may set: stages, max_failures, on_failure are per deployment."""
 
 SET = ("spec", "set")
 
@@ -64,8 +68,8 @@ def leaf_paths(data: Any, prefix: Loc = ()) -> list[Loc]:
 
 
 def fixed_fields(overlay: Entry[OverlaySpec]) -> list[Diagnostic]:
-    """BP601: ``set`` names a field only the deployment decides."""
-    return [
+    """BP601: ``set`` names a field only the deployment decides; BP605: the same in ``rollout``."""
+    out = [
         overlay.diag(
             "BP601",
             f"an overlay may not change '{key}' of deployment '{overlay.spec.deployment}': "
@@ -76,6 +80,43 @@ def fixed_fields(overlay: Entry[OverlaySpec]) -> list[Diagnostic]:
         for key in raw_set(overlay)
         if key in FIXED
     ]
+    rollout = raw_set(overlay).get("rollout", {})
+    where = (*SET, "rollout")
+    if not isinstance(rollout, dict):
+        out.append(overlay.diag("BP605", _ROLLOUT_MESSAGE.format(what="'rollout'"), where))
+        return out
+    out += [
+        overlay.diag(
+            "BP605", _ROLLOUT_MESSAGE.format(what=f"'rollout.{key}'"), (*where, key), key=True
+        )
+        for key in rollout
+        if key not in ROLLOUT_PER_HOST
+    ]
+    return out
+
+
+_ROLLOUT_MESSAGE = (
+    "an overlay may not set {what}: stages, max_failures and on_failure are the "
+    "deployment's alone (one rollout per deployment); an overlay may set 'rollout.health' "
+    "for its hosts"
+)
+
+
+def settable(overlay: Entry[OverlaySpec]) -> dict[str, Any]:
+    """The part of the overlay's ``set`` that applies (BP601/BP605 fields left out)."""
+    layer = {k: v for k, v in raw_set(overlay).items() if k not in FIXED}
+    rollout = layer.get("rollout")
+    if "rollout" in layer:
+        kept = (
+            {k: v for k, v in rollout.items() if k in ROLLOUT_PER_HOST}
+            if isinstance(rollout, dict)
+            else {}
+        )
+        if kept:
+            layer["rollout"] = kept
+        else:
+            del layer["rollout"]
+    return layer
 
 
 def effective_spec(
@@ -92,7 +133,7 @@ def effective_spec(
     layers: list[dict[str, Any]] = []
     for overlay in overlays:
         diags += fixed_fields(overlay)
-        layer = {k: v for k, v in raw_set(overlay).items() if k not in FIXED}
+        layer = settable(overlay)
         layers.append(layer)
         merged = merge(merged, layer)
     if not layers:
@@ -218,8 +259,7 @@ def overlay_conflicts(items: Sequence[tuple[Entry[OverlaySpec], HostSet]]) -> li
 
 def _written(overlay: Entry[OverlaySpec]) -> tuple[set[Loc], set[Loc]]:
     """(leaves, every node on the way to a leaf) of the overlay's ``set``."""
-    data = {k: v for k, v in raw_set(overlay).items() if k not in FIXED}
-    leaves = set(leaf_paths(data))
+    leaves = set(leaf_paths(settable(overlay)))
     nodes = {leaf[:n] for leaf in leaves for n in range(1, len(leaf) + 1)}
     return leaves, nodes
 

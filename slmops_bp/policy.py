@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
-from urllib.parse import urlsplit
 
 from slmops_bp.model import PrivacyPolicySpec
 from slmops_bp.quantities import format_duration
+from slmops_bp.values import EgressEntry, ValueProblem, parse_egress, uri_host_port
 
 Delivery = Literal["device", "controller"]
 
@@ -26,7 +26,6 @@ RESIDENCY = ("device", "site", "region")
 TELEMETRY = ("none", "aggregate", "full")
 EGRESS_DEFAULT = ("deny", "allow")
 ENCRYPTION = ("required", "preferred", "none")
-DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 @dataclass(frozen=True)
@@ -177,44 +176,28 @@ def license_allowed(license_name: str, licenses: Sequence[str]) -> bool:
 # ---------------------------------------------------------------- egress and delivery
 
 
-def _parse_entry(entry: str) -> tuple[str, int | None]:
-    """``host`` → (host, None); ``host:port`` → (host, port); ``https://host`` also accepted."""
-    text = entry.strip()
-    if "://" in text:
-        parts = urlsplit(text)
-        port = parts.port if parts.port is not None else DEFAULT_PORTS.get(parts.scheme)
-        return (parts.hostname or "").lower(), port
-    parts = urlsplit("//" + text)
-    return (parts.hostname or "").lower(), parts.port
+def _entries(allow: Sequence[str]) -> list[EgressEntry]:
+    """The parsed entries (the model refused any that do not parse)."""
+    out = []
+    for entry in allow:
+        try:
+            out.append(parse_egress(entry))
+        except ValueProblem:
+            continue
+    return out
 
 
-def _uri_host_port(uri: str) -> tuple[str, int | None] | None:
-    try:
-        parts = urlsplit(uri)
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
-        return None
-    return parts.hostname.lower(), port if port is not None else DEFAULT_PORTS[parts.scheme]
-
-
-def _entry_matches(entry: str, host: str, port: int | None) -> bool:
-    try:
-        e_host, e_port = _parse_entry(entry)
-    except ValueError:
-        return False
-    return fnmatch.fnmatchcase(host, e_host) and (e_port is None or e_port == port)
+def egress_entries(allow: Sequence[str]) -> list[dict[str, str | int | None]]:
+    """``egress.allow`` as the device receives it: host/port pairs and addresses, resolved."""
+    return [entry.as_dict() for entry in _entries(allow)]
 
 
 def _entry_covers(wide: str, narrow: str) -> bool:
     """Does allow entry ``wide`` allow everything ``narrow`` allows?"""
     try:
-        w_host, w_port = _parse_entry(wide)
-        n_host, n_port = _parse_entry(narrow)
-    except ValueError:
+        return parse_egress(wide).covers(parse_egress(narrow))
+    except ValueProblem:
         return wide == narrow
-    return fnmatch.fnmatchcase(n_host, w_host) and (w_port is None or w_port == n_port)
 
 
 def egress_allows(uri: str, allow_entries: Sequence[str]) -> bool:
@@ -224,11 +207,11 @@ def egress_allows(uri: str, allow_entries: Sequence[str]) -> bool:
     defaults by scheme (443 https, 80 http).  Hosts may use globs
     (``*.example.com``).  ``file://`` URIs have no host and never match.
     """
-    target = _uri_host_port(uri)
+    target = uri_host_port(uri)
     if target is None:
         return False
     host, port = target
-    return any(_entry_matches(e, host, port) for e in allow_entries)
+    return any(entry.matches(host, port) for entry in _entries(allow_entries))
 
 
 def delivery(uri: str, policy: PrivacyPolicySpec) -> Delivery:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Final
 
 SIZE_UNITS: dict[str, int] = {
     "B": 1,
@@ -22,6 +24,11 @@ SIZE_UNITS: dict[str, int] = {
 }
 SIZE_PATTERN = r"^[0-9]+(\.[0-9]+)?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
 _SIZE_RE = re.compile(SIZE_PATTERN)
+NONZERO_SIZE_PATTERN: Final = (
+    r"^(?!0+(\.0+)?\s?[KMGT]?i?B$)"  # not zero
+    r"([0-9]+\s?B|[0-9]+(\.[0-9]+)?\s?(KB|MB|GB|TB|KiB|MiB|GiB|TiB))$"  # whole bytes in B
+)
+"""What the JSON Schema can say of a size a device can have (the bound is checked by bp)."""
 
 DURATION_UNITS: dict[str, float] = {
     "ms": 0.001,
@@ -34,6 +41,13 @@ DURATION_UNITS: dict[str, float] = {
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d|w))+$"
 _DURATION_RE = re.compile(DURATION_PATTERN)
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
+
+MAX_SIZE: Final = 1024**5
+"""1 PiB: more than any edge device has; a larger size is a typo."""
+MAX_DURATION: Final = 36500 * 86400.0
+"""100 years (retention); a longer duration is a typo."""
+MAX_TIMEOUT: Final = 86400.0
+"""A day: no health check waits longer."""
 
 PERCENT_PATTERN = r"^[0-9]+(\.[0-9]+)?%$"
 _PERCENT_RE = re.compile(PERCENT_PATTERN)
@@ -48,7 +62,8 @@ def parse_size(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, str):
         if isinstance(value, int | float) and not isinstance(value, bool):
             raise QuantityError(
-                f"size {value!r} has no unit; write it with one, e.g. '{value}MiB' or '{value}GB'"
+                f"size {_short(value)} has no unit; write it with one, "
+                f"e.g. '{value}MiB' or '{value}GB'"
             )
         raise QuantityError(f"expected a size string like '512MiB', got {type(value).__name__}")
     text = value.strip()
@@ -60,11 +75,37 @@ def parse_size(value: object) -> int:
                 hint = f" (units are case-sensitive: '{unit}')"
                 break
         raise QuantityError(
-            f"invalid size {value!r}: use a number and one of "
+            f"invalid size {_short(value)}: use a number and one of "
             f"B, KB, MB, GB, TB (decimal) or KiB, MiB, GiB, TiB (binary){hint}"
         )
     number, unit = re.split(r"\s?(?=[KMGT]?i?B$)", text, maxsplit=1)
-    return round(float(number) * SIZE_UNITS[unit])
+    exact = Decimal(number) * SIZE_UNITS[unit]
+    if exact > MAX_SIZE:
+        raise QuantityError(
+            f"size {_short(value)} is more than a device can have (at most {format_size(MAX_SIZE)})"
+        )
+    if exact == 0:
+        raise QuantityError(f"size {_short(value)} is zero; a size must be at least 1B")
+    if (unit == "B" and exact != exact.to_integral_value()) or exact < 1:
+        raise QuantityError(
+            f"size {_short(value)} is a fraction of a byte; a size is a whole number of bytes"
+        )
+    return round(exact)  # 3.2GiB: the nearest byte
+
+
+def parse_size_or_zero(value: object) -> int:
+    """:func:`parse_size` where ``0B`` (nothing) is a meaningful value (``reserve``)."""
+    try:
+        return parse_size(value)
+    except QuantityError as exc:
+        if "is zero" in str(exc):
+            return 0
+        raise
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:40]}... ({len(text)} characters)"
 
 
 def format_size(num_bytes: int) -> str:
@@ -87,19 +128,30 @@ def human_size(num_bytes: float) -> str:
     return f"{int(num_bytes)}B"
 
 
-def parse_duration(value: object) -> float:
-    """``"90s"`` → 90.0, ``"1h30m"`` → 5400.0 seconds."""
+def parse_duration(value: object, maximum: float = MAX_DURATION) -> float:
+    """``"90s"`` → 90.0, ``"1h30m"`` → 5400.0 seconds; at most ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, str):
         if isinstance(value, int | float) and not isinstance(value, bool):
-            raise QuantityError(f"duration {value!r} has no unit; write e.g. '{value}s'")
+            raise QuantityError(f"duration {_short(value)} has no unit; write e.g. '{value}s'")
         raise QuantityError(f"expected a duration string like '90s', got {type(value).__name__}")
     text = value.strip()
     if not _DURATION_RE.match(text):
         raise QuantityError(
-            f"invalid duration {value!r}: use numbers with units ms, s, m, h, d, w "
+            f"invalid duration {_short(value)}: use numbers with units ms, s, m, h, d, w "
             "(e.g. '90s', '1h30m')"
         )
-    return sum(float(n) * DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+    seconds = sum(float(n) * DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+    if seconds > maximum:
+        raise QuantityError(
+            f"duration {_short(value)} is longer than makes sense here "
+            f"(at most {format_duration(maximum)})"
+        )
+    return seconds
+
+
+def parse_timeout(value: object) -> float:
+    """A duration for a wait on the device (health check): at most a day."""
+    return parse_duration(value, MAX_TIMEOUT)
 
 
 @dataclass(frozen=True, order=True)
@@ -119,21 +171,21 @@ def parse_percent(value: object) -> Percent:
     if isinstance(value, str) and _PERCENT_RE.match(value.strip()):
         pct = float(value.strip()[:-1])
         if pct > 100:
-            raise QuantityError(f"percentage {value!r} is above 100%")
+            raise QuantityError(f"percentage {_short(value)} is above 100%")
         return Percent(pct)
-    raise QuantityError(f"invalid percentage {value!r}: write it like '10%'")
+    raise QuantityError(f"invalid percentage {_short(value)}: write it like '10%'")
 
 
 def parse_count_or_percent(value: object) -> int | Percent:
     """A count (integer) or a percentage string; used for stages and max_failures."""
     if isinstance(value, bool):
-        raise QuantityError(f"expected a count or a percentage like '10%', got {value!r}")
+        raise QuantityError(f"expected a count or a percentage like '10%', got {_short(value)}")
     if isinstance(value, int):
         return value
     if isinstance(value, str):
         return parse_percent(value)
     raise QuantityError(
-        f"expected a count (integer) or a percentage string like '10%', got {value!r}"
+        f"expected a count (integer) or a percentage string like '10%', got {_short(value)}"
     )
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import Field, TypeAdapter
 
 from slmops_bp.model import KINDS, AnyDocument, DeploymentSpec
+from slmops_bp.overlays import FIXED, ROLLOUT_PER_HOST
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 FILE_NAMES = {
@@ -44,6 +45,10 @@ def _patch_overlay(schema: dict[str, Any]) -> None:
         defs.setdefault(name, sub)
         defs.setdefault(f"{name}Patch", _partial(sub))
     patch = _retarget(_partial(spec))
+    for key in FIXED:  # BP601: the deployment's alone
+        patch["properties"].pop(key, None)
+    rollout = defs["RolloutPatch"]
+    rollout["properties"] = {k: rollout["properties"][k] for k in ROLLOUT_PER_HOST}  # BP605
     patch["title"] = "Overlay set: a partial Deployment spec"
     patch["description"] = "Deep-merged onto the deployment's spec for the matched hosts."
     defs["DeploymentSpecPatch"] = patch

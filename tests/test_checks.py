@@ -92,7 +92,7 @@ def test_an_overlay_does_not_repeat_its_deployments_findings() -> None:
     assert codes(diags) == ["BP703"]
 
 
-def test_an_overlay_that_fixes_the_rollout_does_not_hide_the_deployments_finding() -> None:
+def test_an_overlay_cannot_fix_or_hide_the_deployments_rollout() -> None:
     dep = doc(
         "Deployment",
         "odd",
@@ -101,10 +101,11 @@ def test_an_overlay_that_fixes_the_rollout_does_not_hide_the_deployments_finding
     ov = doc(
         "Overlay",
         "fix",
-        "deployment: odd\nhosts: {groups: [x]}\nset: {rollout: {stages: [10%, 5%]}}\n",
+        "deployment: odd\nhosts: {groups: [x]}\nset: {rollout: {stages: [10%, 100%]}}\n",
     )
     _, diags = check(dep, ov)
-    assert codes(diags) == ["BP702", "BP703", "BP703"]
+    assert codes(diags) == ["BP605", "BP703"]  # the overlay's stages are refused, not applied
+    assert not any("with overlay" in d.message for d in diags)
 
 
 def test_custom_engines_take_any_param() -> None:

@@ -860,3 +860,54 @@ def test_mutated_blueprints_never_raise(data: st.DataObject) -> None:
         for key in doc.data:
             assert isinstance(key, str)
             assert doc.pos((key,))[0] >= 1
+
+
+# --- special files -----------------------------------------------------------
+
+
+def _special_files(tmp_path: Path) -> dict[str, Path]:
+    import socket
+
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    sock_path = tmp_path / "sock.yaml"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(sock_path))
+    sock.close()  # the socket file stays
+    link = tmp_path / "link.yaml"
+    link.symlink_to(fifo)
+    device = tmp_path / "device.yaml"
+    device.symlink_to("/dev/zero")
+    return {"pipe": fifo, "sock": sock_path, "link": link, "device": device}
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("pipe", "a FIFO"), ("sock", "a socket"), ("link", "a FIFO"), ("device", "a device")],
+)
+def test_special_files_are_refused_without_blocking(tmp_path: Path, name: str, kind: str) -> None:
+    files = _special_files(tmp_path)
+    started = time.monotonic()
+    docs, diags = load_files([files[name]])
+    assert time.monotonic() - started < 5
+    assert docs == []
+    assert [(d.code, d.path) for d in diags] == [("BP108", str(files[name]))]
+    assert f"not a regular file (it is {kind}" in diags[0].message
+
+
+def test_a_fifo_in_a_blueprint_directory_does_not_hang_validate(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "stuck.yaml")
+    (tmp_path / "ok.yaml").write_text("a: 1\n", encoding="utf-8")
+    started = time.monotonic()
+    docs, diags = load_files([tmp_path])
+    assert time.monotonic() - started < 5
+    assert [d.data for d in docs] == [{"a": 1}]
+    assert [(d.code, Path(d.path).name) for d in diags] == [("BP108", "stuck.yaml")]
+
+
+def test_a_symlink_to_a_regular_file_is_read(tmp_path: Path) -> None:
+    target = tmp_path / "real.txt"
+    target.write_text("a: 1\n", encoding="utf-8")
+    (tmp_path / "link.yaml").symlink_to(target)
+    docs, diags = load_files([tmp_path / "link.yaml"])
+    assert [d.data for d in docs] == [{"a": 1}] and diags == []

@@ -107,10 +107,39 @@ def test_fixed_fields_are_reported_and_ignored() -> None:
     assert [(d.code, d.line, d.column) for d in diags] == [("BP601", 22, 5)]
 
 
+def test_rollout_is_per_deployment_but_health_is_per_host() -> None:
+    body = (
+        "rollout:\n  stages: [100%]\n  max_failures: 50%\n  on_failure: halt\n"
+        "  health: {timeout: 2m, min_tokens_per_s: 3}\n"
+    )
+    bset = blueprints(DEPLOYMENT, overlay("site", body))
+    spec, diags = effective_spec(bset.deployments["triage"], [bset.overlays["site"]])
+    assert sorted((d.code, d.line, d.column) for d in diags) == [
+        ("BP605", 23, 7),
+        ("BP605", 24, 7),
+        ("BP605", 25, 7),
+    ]
+    assert all("the deployment's alone" in d.message for d in diags)
+    assert spec is not None
+    base = bset.deployments["triage"].spec.rollout
+    assert spec.rollout.stages == base.stages and spec.rollout.max_failures == base.max_failures
+    assert spec.rollout.on_failure == base.on_failure
+    assert spec.rollout.health.timeout == 120.0 and spec.rollout.health.min_tokens_per_s == 3
+
+
+@pytest.mark.parametrize("value", ["null", "[1]", "fast"])
+def test_rollout_that_is_not_a_mapping_is_refused(value: str) -> None:
+    bset = blueprints(DEPLOYMENT, overlay("site", f"rollout: {value}\nkeep: 2\n"))
+    spec, diags = effective_spec(bset.deployments["triage"], [bset.overlays["site"]])
+    assert [(d.code, d.line) for d in diags] == [("BP605", 22)]
+    assert spec is not None and spec.keep == 2
+    assert spec.rollout == bset.deployments["triage"].spec.rollout
+
+
 def test_errors_point_into_the_overlay_that_wrote_the_value() -> None:
     bset = blueprints(
         DEPLOYMENT,
-        overlay("first", "rollout: {max_failures: 1}\n"),
+        overlay("first", "rollout: {health: {timeout: 30s}}\n"),
         overlay("second", "runtime:\n  params: {threads: [1]}\n  prot: 1\n"),
     )
     dep = bset.deployments["triage"]

@@ -258,6 +258,37 @@ def test_conflicting_overlays_are_an_error_unless_one_is_narrower(tmp_path: Path
     assert planned.plan.explanations[("s2", "chat")].spec.runtime.params["threads"] == 2
 
 
+def test_overlay_may_not_change_the_rollout_of_its_deployment(tmp_path: Path) -> None:
+    planned = make(
+        tmp_path, overlay("fast", "berlin", "{rollout: {stages: [100%], max_failures: 50%}}")
+    )
+    assert not planned.ok
+    found = [(d.code, d.line) for d in planned.diagnostics if d.code == "BP605"]
+    assert found == [("BP605", 8), ("BP605", 8)]  # stages and max_failures, on the set line
+
+
+def test_overlay_health_is_the_value_of_its_hosts_everywhere(tmp_path: Path) -> None:
+    from slmops_bp.render import combo_vars
+
+    planned = make(
+        tmp_path,
+        overlay("slow", "berlin", "{rollout: {health: {timeout: 2m, min_tokens_per_s: 3}}}"),
+    )
+    assert planned.ok, planned.diagnostics
+    plan = planned.plan
+    assert plan is not None
+    berlin = combo_vars(plan, plan.explanations[("s1", "chat")])
+    other = combo_vars(plan, plan.explanations[("s3", "chat")])
+    assert berlin["health"]["timeout_seconds"] == 120.0
+    assert berlin["health"]["min_tokens_per_s"] == 3
+    assert other["health"]["timeout_seconds"] == 60.0
+    assert other["health"]["min_tokens_per_s"] is None
+    # one rollout per deployment: the gate's values are the deployment's on every host
+    assert berlin["max_failures"] == other["max_failures"] == 0
+    assert berlin["stage_sizes"] == other["stage_sizes"]
+    assert plan.blueprints.deployments["chat"].spec.rollout.max_failures == 0
+
+
 def test_overlay_may_not_weaken_privacy(tmp_path: Path) -> None:
     base = BASE.replace("  privacy: open\n  rollout", "  privacy: strict\n  rollout")
     planned = make(tmp_path, overlay("weak", "berlin", "{privacy: open}"), base=base)

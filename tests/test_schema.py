@@ -82,3 +82,9 @@ def test_sizes_are_strings_with_units_in_the_schema() -> None:
     validator = jsonschema.Draft202012Validator(memory)
     assert validator.is_valid("8GiB")
     assert not validator.is_valid("8")
+    for good in ("3.2GiB", "1B", "2.4GB", "10 MB"):
+        assert validator.is_valid(good), good
+    for bad in ("0B", "0.0GiB", "0.5B", "00KB", "1.5 B"):  # as bp validate refuses them
+        assert not validator.is_valid(bad), bad
+    reserve = device_class["$defs"]["DeviceClassSpec"]["properties"]["reserve"]
+    assert jsonschema.Draft202012Validator(reserve).is_valid("0B")

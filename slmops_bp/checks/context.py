@@ -18,7 +18,7 @@ from functools import cached_property
 from slmops_bp.blueprint import BlueprintSet, Entry, Loc
 from slmops_bp.diagnostics import Diagnostic, Severity
 from slmops_bp.model import DeploymentSpec, DeviceClassSpec, OverlaySpec, RuntimeSpec
-from slmops_bp.overlays import SET, has_path, raw_set, selector_key
+from slmops_bp.overlays import SET, has_path, selector_key, settable
 from slmops_bp.selection import (
     Candidate,
     Capacity,
@@ -57,7 +57,7 @@ class Target:
         return self.dep.name, self.overlay.name if self.overlay else ""
 
     def written_by_overlay(self, loc: Loc) -> bool:
-        return self.overlay is not None and has_path(raw_set(self.overlay), loc)
+        return self.overlay is not None and has_path(settable(self.overlay), loc)
 
     def diag(
         self,

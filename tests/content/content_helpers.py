@@ -24,6 +24,8 @@ from typing import Any
 import jinja2
 import yaml
 
+from slmops_bp.policy import egress_entries
+
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
 COLLECTION = PLAYBOOKS / "collections" / "ansible_collections" / "slmops" / "bp"
@@ -202,7 +204,8 @@ def combo(
             "telemetry": "none",
             "egress": {
                 "default": "deny",
-                "allow": ["127.0.0.1:8000", "models.internal.example.com:443"],
+                # as the compiler hands it over: resolved entries, nothing left to parse
+                "allow": egress_entries(["127.0.0.1:8000", "models.internal.example.com:443"]),
             },
             "logging": {
                 "prompts": False,

@@ -54,11 +54,23 @@ def test_service_user_fits_useradd() -> None:
 
 
 def test_egress_literals_and_unresolvable() -> None:
-    out = bp.bp_egress_ips(
-        ["10.1.2.3:443", "192.168.0.0/24", "localhost", "bad name\nx", "nonexistent.invalid:443"]
-    )
-    assert out["ips"] == ["10.1.2.3/32", "192.168.0.0/24"]
-    assert "nonexistent.invalid" in out["unresolved"] and "(invalid entry)" in out["unresolved"]
+    from slmops_bp.policy import egress_entries
+
+    allow = [
+        "10.1.2.3:443",
+        "192.168.0.0/24",
+        "localhost",
+        "*.example.com",
+        "nonexistent.invalid:443",
+    ]
+    out = bp.bp_egress_ips(egress_entries(allow))
+    assert out["ips"] == ["10.1.2.3", "192.168.0.0/24"]
+    assert out["unresolved"] == ["*.example.com", "nonexistent.invalid"]
+
+
+def test_egress_entries_must_come_resolved() -> None:
+    with pytest.raises(AnsibleFilterError, match="not a resolved egress entry"):
+        bp.bp_egress_ips(["bad name\nx"])
 
 
 HOSTS = ["a", "b", "c", "d", "e"]

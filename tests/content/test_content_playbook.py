@@ -162,7 +162,7 @@ def test_first_deploy(scenario: Scenario, float_model: bytes) -> None:
             "PrivateTmp=yes",
             "IPAddressDeny=any",
             "IPAddressAllow=localhost",
-            "IPAddressAllow=127.0.0.1/32",
+            "IPAddressAllow=127.0.0.1",
             f"ReadWritePaths={root}/data/{DEP}",
             'Environment="DO_NOT_TRACK=1"',
             'Environment="BP_LOG_PROMPTS=0"',

@@ -8,7 +8,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
-import ipaddress
 import re
 import socket
 import threading
@@ -86,17 +85,6 @@ def bp_env_name(value):
     return re.sub(r"[^A-Za-z0-9]", "_", str(value)).upper()
 
 
-def _split_host(entry):
-    text = str(entry).strip()
-    if text.startswith("["):
-        host = text[1:text.index("]")]
-    elif text.count(":") == 1:
-        host = text.split(":", 1)[0]
-    else:
-        host = text
-    return host
-
-
 def _resolve(names):
     pending = [n for n in names if n not in _RESOLVED]
     results = {}
@@ -120,27 +108,32 @@ def _resolve(names):
 
 
 def bp_egress_ips(allow):
-    """Egress allow entries (``host``, ``host:port``, IPs, CIDRs) -> ``{ips: [...], unresolved: [...]}``.
+    """Resolved egress entries -> ``{ips: [...], unresolved: [...]}``.
 
+    ``allow`` is what the compiler decided: each entry ``{host, address, port}`` with either
+    a DNS name (maybe ``*.domain``) or an address / CIDR network; nothing is parsed here.
     Names are resolved on the controller when the content runs (at most 2 s in all); systemd's
-    ``IPAddressAllow=`` takes addresses only, ports are not enforceable there.
+    ``IPAddressAllow=`` takes addresses only, ports are not enforceable there, and a glob
+    cannot be resolved (it is listed as unresolved).
     """
-    ips, names = set(), []
+    ips, names, unresolved = set(), [], []
     for entry in allow or []:
-        host = _split_host(entry)
-        if host in ("localhost",):
+        if not isinstance(entry, dict) or not (entry.get("address") or entry.get("host")):
+            raise AnsibleFilterError("bp_egress_ips: %r is not a resolved egress entry" % (entry,))
+        if entry.get("address"):
+            ips.add(str(entry["address"]))
+        elif entry["host"] == "localhost":
             continue
-        try:
-            ips.add(str(ipaddress.ip_network(host, strict=False)))
-        except ValueError:
-            names.append(host)
-    unresolved = ["(invalid entry)" for n in names if not _HOST_RE.match(n)]
-    for name, addrs in sorted(_resolve(sorted(set(n for n in names if _HOST_RE.match(n)))).items()):
+        elif _HOST_RE.match(entry["host"]):
+            names.append(entry["host"])
+        else:
+            unresolved.append(entry["host"])
+    for name, addrs in sorted(_resolve(sorted(set(names))).items()):
         if addrs:
             ips.update(addrs)
         else:
             unresolved.append(name)
-    return {"ips": sorted(ips), "unresolved": unresolved}
+    return {"ips": sorted(ips), "unresolved": sorted(set(unresolved))}
 
 
 def bp_service_user(deployment):

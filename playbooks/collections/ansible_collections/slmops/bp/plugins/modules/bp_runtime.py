@@ -53,7 +53,8 @@ options:
       - C(system_site_packages) (bool) create the venv with C(--system-site-packages), so packages the
         device's python already has are visible (pip then skips what is already satisfied).
       - C(python) (str) interpreter that creates the venv; default the module's own python.
-      - C(archive) (dict) C(url), C(sha256) (or C(checksum_url), a C(sha256sum.txt)), C(size) cap in bytes.
+      - C(archive) (dict) C(url), C(sha256) (or C(checksum_url), a C(sha256sum.txt)), C(size) cap in bytes,
+        C(filename) the file name the compiler resolved from the URL path.
       - C(packages) (list) distribution packages (installed by the calling role), recorded in the digest.
     type: dict
     default: {}
@@ -314,7 +315,7 @@ def link_executables(engine, dest, search_path=None):
 
 def build_archive(module, dest, engine, spec, timeout):
     archive = spec["archive"]
-    filename = os.path.basename(archive["url"].split("?", 1)[0]) or "runtime-archive"
+    filename = archive.get("filename") or os.path.basename(archive["url"].split("?", 1)[0]) or "runtime-archive"
     sha = (archive.get("sha256") or "").lower() or checksum_from(archive["checksum_url"], filename, 60)
     os.makedirs(dest, 0o755)
     tmp, _size, _ = fetch(archive["url"], dest, filename, sha, int(archive.get("size") or 8 * 1024 ** 3),
