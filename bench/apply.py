@@ -1,6 +1,9 @@
 """Benchmark: ``bp apply`` on a simulated fleet against plain ``ansible-playbook``, same run.
 
     .venv/bin/python bench/apply.py [--hosts 10] [--runs 5] [--profile] [--json]
+    .venv/bin/python bench/apply.py --ssh [--hosts 10] [--runs 5] [--first-runs 1] [--json]
+
+``--ssh`` measures devices reached over real SSH instead: see bench/apply_ssh.py.
 
 Sets up, under ``bench/.work/apply/`` (git-ignored), a blueprint repository the way
 ``bp init`` does (it runs ``bp init``) and replaces its inventory with ``--hosts`` simulated
@@ -134,6 +137,7 @@ def set_up(work: Path, hosts: int, port: int) -> tuple[Path, list[str]]:
     )  # fmt: skip
     if proc.returncode != 0:
         raise SystemExit(f"bp init failed:\n{proc.stderr}")
+    (fleet / "blueprints" / "chat.yaml").unlink()  # the ONNX deployment alone, as measured
     text = (fleet / "blueprints" / "fleet.yaml").read_text(encoding="utf-8")
     if "stages: [1, 100%]" not in text:
         raise SystemExit("bp init no longer writes rollout stages [1, 100%]; update bench/apply.py")
@@ -455,7 +459,15 @@ def main() -> int:
     parser.add_argument(
         "--keep", action="store_true", help="keep the work dir (about 180 MB per host) afterwards"
     )
+    parser.add_argument(
+        "--ssh", action="store_true", help="devices over SSH instead (bench/apply_ssh.py; root)"
+    )
+    parser.add_argument("--first-runs", type=int, default=1, help="--ssh: first-apply pairs")
     args = parser.parse_args()
+    if args.ssh:
+        import apply_ssh
+
+        return int(apply_ssh.main(args))
     work = Path(args.workdir).absolute()
     env_note = pip_note()
 

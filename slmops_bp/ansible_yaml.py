@@ -12,10 +12,29 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import yaml
+
 
 class Ordered(dict[str, Any]):
     """A mapping written in insertion order (where order means something, e.g. the
     hosts of a group, which Ansible's ``serial`` takes in that order)."""
+
+
+class Unsafe(str):
+    """A string Ansible must never template (``!unsafe`` in the user's inventory).
+
+    Written back per scalar as ``!unsafe "..."`` -- except where its text would
+    resolve to another type (ansible-core 2.19 re-resolves tagged scalars, so
+    ``!unsafe "no"`` would read back as ``False``): such a text holds no template
+    and stays inert as a plain quoted string.
+    """
+
+    __slots__ = ()
+
+
+def _unsafe_tag_keeps_string(text: str) -> bool:
+    resolver: Any = yaml.resolver.Resolver()
+    return bool(resolver.resolve(yaml.ScalarNode, text, (True, False)) == "tag:yaml.org,2002:str")
 
 
 def _keys(value: Mapping[str, Any]) -> list[str]:
@@ -73,6 +92,8 @@ def _scalar(value: Any) -> str:
             return ".inf" if value > 0 else "-.inf"
         text = repr(value)
         return text if ("." in text or "e" in text or "n" in text) else text + ".0"
+    if isinstance(value, Unsafe) and _unsafe_tag_keeps_string(value):
+        return f"!unsafe {quote(value)}"
     if isinstance(value, str):
         return quote(value)
     raise TypeError(f"cannot emit {type(value).__name__} as Ansible data")

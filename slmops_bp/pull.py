@@ -4,6 +4,7 @@
 repository the devices pull)::
 
     local.yml             ansible-pull's default playbook: deploys what the plan assigns
+    ansible.cfg           finds the collection next to the playbook (read from the checkout)
     inventory/hosts.yml   every planned host (``ansible_connection: local``), its vars in
                           inventory/host_vars/<host>.yml
     vars/bp.yml           blueprint values as data (``!unsafe``), as in ``bp render``
@@ -36,6 +37,7 @@ from slmops_bp.inventory import Host, Inventory
 from slmops_bp.plan import Combo, Plan, build_plan
 from slmops_bp.render import (
     HEADER,
+    ansible_cfg,
     combo_vars,
     group_name,
     inventory_data,
@@ -172,6 +174,7 @@ def pull_files(plan: Plan) -> dict[str, str]:
     }
     files = {
         PLAYBOOK: _template("local.yml.j2", {"deployments": deployments}),
+        "ansible.cfg": ansible_cfg(PULL_HEADER, pull=True),
         "vars/bp.yml": ansible_yaml.dump(pull_vars(plan, plain), header=PULL_HEADER),
         "README.md": _template("pull-README.md.j2", readme),
         **inventory_files(inventory, PULL_HEADER, note),

@@ -32,6 +32,14 @@ CONNECTION_VARS = re.compile(
 )
 SECRET_VARS = re.compile(r"(pass|secret|token|private_key|vault)", re.IGNORECASE)
 SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,200}")
+# env/envvars: ansible-runner (bp apply, AWX) turns SSH host key checking off unless the
+# environment names it; keep Ansible's default (an inventory may still set
+# ansible_host_key_checking: false for its hosts).
+RUNNER_ENV = {
+    "ANSIBLE_HOST_KEY_CHECKING": "true",
+    "ANSIBLE_NOCOLOR": "true",
+    "ANSIBLE_RETRY_FILES_ENABLED": "false",
+}
 VARS_EXTENSIONS = (".yml", ".yaml", ".json")  # Ansible would also read host_vars/<name><ext>
 
 
@@ -246,6 +254,12 @@ def _jinja_env(templates: Path) -> Any:
     )
 
 
+def ansible_cfg(header: str, *, pull: bool) -> str:
+    """The ansible.cfg next to the playbooks: the collection, SSH settings (push only)."""
+    env = _jinja_env(content_root() / "templates")
+    return str(env.get_template("ansible.cfg.j2").render({"header": header, "pull": pull}))
+
+
 def render_files(plan: Plan) -> dict[str, str]:
     """Relative path → text of every generated file (the collection is copied apart)."""
     root = content_root()
@@ -269,11 +283,10 @@ def render_files(plan: Plan) -> dict[str, str]:
             for d in context["deployments"]
         },
         "project/status.yml": env.get_template("status.yml.j2").render(context),
+        "project/ansible.cfg": ansible_cfg(HEADER, pull=False),
         "project/vars/bp.yml": ansible_yaml.dump(project_vars(plan), header=HEADER),
         **inventory_files(inventory, HEADER, note),
-        "env/envvars": ansible_yaml.dump(
-            {"ANSIBLE_RETRY_FILES_ENABLED": "false", "ANSIBLE_NOCOLOR": "true"}, unsafe=False
-        ),
+        "env/envvars": ansible_yaml.dump(RUNNER_ENV, unsafe=False),
     }
     return files
 

@@ -20,8 +20,10 @@ from typing import Any
 
 import pytest
 
-from slmops_bp import inventory as inv_mod
 from slmops_bp.inventory import Host, Inventory, load_inventory
+from slmops_bp.inventory.config import inventory_ignore_extensions
+from slmops_bp.inventory.model import INTERNAL_VARS, Unsupported
+from slmops_bp.inventory.patterns import expand_hostpattern
 
 FIXTURES = Path(__file__).parent / "fixtures" / "inventory"
 REPO = Path(__file__).resolve().parent.parent
@@ -255,6 +257,7 @@ def test_later_source_beats_deeper_group_of_earlier_source(tmp_path: Path) -> No
 
 def test_directory_source_rules(tmp_path: Path) -> None:
     inventory = load([str(copy_fixture(tmp_path, "dir"))], fast=True)
+    reads_ini = ".ini" not in inventory_ignore_extensions()  # ansible-core < 2.19 skips *.ini
     assert set(inventory.hosts) == {
         "core-1",
         "edge-01",
@@ -263,11 +266,12 @@ def test_directory_source_rules(tmp_path: Path) -> None:
         "edge-04",
         "edge-05",
         "lab-1",
-        "lab-2",
+        *(["lab-2"] if reads_ini else []),
     }
     assert inventory.hosts["edge-02"].vars["tier"] == 9
     assert inventory.hosts["edge-05"].vars["tier"] == 3
-    assert inventory.hosts["lab-2"].vars["tier"] == 0  # sub/group_vars is not read
+    if reads_ini:
+        assert inventory.hosts["lab-2"].vars["tier"] == 0  # sub/group_vars is not read
     assert inventory.hosts["core-1"].vars["tier"] == 1
 
 
@@ -332,7 +336,7 @@ def test_vault_and_unsafe_values_go_through_ansible(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "content",
-    ["[v6]\n[::1]:22\nfe80::1\n", "[odd]\nweird_\n-dash\n"],
+    ["[v6]\n[::1:2]:22\nfe80::1%eth0\n", "[odd]\nweird_\n-dash\n"],
     ids=["ipv6", "invalid-hostnames"],
 )
 def test_unusual_host_patterns_go_through_ansible(tmp_path: Path, content: str) -> None:
@@ -439,6 +443,22 @@ def test_broken_ini_is_bp801_without_traceback(
     assert captured.err == "" and captured.out == ""
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "ansible"])
+def test_broken_source_among_good_ones_is_bp809_and_ansible_keeps_going(
+    tmp_path: Path, fast: bool
+) -> None:
+    """ansible-inventory warns, keeps the other sources (and what it read of the bad one)."""
+    bad = copy_fixture(tmp_path, "broken/bad_section.ini")
+    good = copy_fixture(tmp_path, "ini") / "hosts.ini"
+    sources = [str(bad), str(good)]
+    inventory, diags = load_inventory(sources, fast=fast)
+    assert inventory is not None and inventory.loader == "ansible"
+    assert summary(inventory) == reference(sources)
+    assert "h1" in inventory.hosts  # read before the bad section, kept as Ansible keeps it
+    assert [(d.code, d.severity, d.path) for d in diags] == [("BP809", "warning", str(bad))]
+    assert "Section [web:bogus] has unknown type: bogus" in diags[0].message
+
+
 def test_broken_yaml_is_bp801_with_position(tmp_path: Path) -> None:
     path = copy_fixture(tmp_path, "broken/bad_yaml.yml")
     inventory, diags = load_inventory([str(path)])
@@ -456,12 +476,19 @@ def test_undeclared_child_group_is_bp801(tmp_path: Path) -> None:
     assert "includes undefined group 'c'" in diags[0].message
 
 
-def test_broken_file_inside_directory_is_named(tmp_path: Path) -> None:
+def test_broken_file_inside_directory_is_skipped_with_bp809(tmp_path: Path) -> None:
     directory = copy_fixture(tmp_path, "dir")
-    (directory / "zz-broken.ini").write_text("[a:nonsense]\nx\n", encoding="utf-8")
+    good, _ = load_inventory([str(directory)])
+    assert good is not None
+    (directory / "zz-broken").write_text("[a:nonsense]\nx\n", encoding="utf-8")
     inventory, diags = load_inventory([str(directory)])
-    assert inventory is None
-    assert [(d.code, d.path) for d in diags] == [("BP801", str(directory / "zz-broken.ini"))]
+    assert inventory is not None and inventory.loader == "ansible"
+    assert "zz-broken" in (inventory.fallback_reason or "")
+    assert [(d.code, d.severity, d.path) for d in diags] == [
+        ("BP809", "warning", str(directory / "zz-broken"))
+    ]
+    assert summary(inventory) == reference([str(directory)])
+    assert inventory.hosts == good.hosts
 
 
 def test_vault_encrypted_vars_file_without_password_is_bp801(
@@ -534,24 +561,28 @@ def test_only_the_empty_source_gets_bp802(tmp_path: Path) -> None:
         ("k[y:B]", ["ky", "kz", "kA", "kB"], None),
         ("10.0.0.[1:2]", ["10.0.0.1", "10.0.0.2"], None),
         ("n[3:1]", [], None),
+        ("[::1]:22", ["::1"], 22),
+        ("fe80::1", ["fe80::1"], None),
+        ("[2001:db8::7]:2222", ["2001:db8::7"], 2222),
     ],
 )
 def test_expand_hostpattern(pattern: str, hosts: list[str], port: int | None) -> None:
-    assert inv_mod._expand_hostpattern(pattern) == (hosts, port)
+    assert expand_hostpattern(pattern) == (hosts, port)
 
 
 @pytest.mark.parametrize(
-    "pattern", ["[::1]:22", "fe80::1", "bad_", "-x", "a b", "w[01:3]", "k[Y:b]", "n[1:3:0]"]
+    "pattern",
+    ["fe80::1%eth0", "2001:db8::[1:3]", "bad_", "-x", "a b", "w[01:3]", "k[Y:b]", "n[1:3:0]"],
 )
 def test_expand_hostpattern_refuses_what_it_cannot_reproduce(pattern: str) -> None:
-    with pytest.raises(inv_mod._Unsupported):
-        inv_mod._expand_hostpattern(pattern)
+    with pytest.raises(Unsupported):
+        expand_hostpattern(pattern)
 
 
 def test_stripped_variables_match_ansible() -> None:
     from ansible import constants
 
-    assert frozenset(constants.INTERNAL_STATIC_VARS) == inv_mod._INTERNAL_VARS
+    assert frozenset(constants.INTERNAL_STATIC_VARS) == INTERNAL_VARS
 
 
 def test_host_is_immutable() -> None:

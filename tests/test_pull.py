@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
+from support.lint import lint_whole_tree
 
 from slmops_bp import pull
 from slmops_bp.cli import cli
@@ -254,7 +255,9 @@ def test_pull_layout_has_local_yml_at_the_top(tmp_path: Path) -> None:
     out = tmp_path / "out"
     render_example_pull(out)
     top = sorted(p.name for p in out.iterdir())
-    assert top == ["README.md", "collections", "inventory", "local.yml", "vars"]
+    assert top == ["README.md", "ansible.cfg", "collections", "inventory", "local.yml", "vars"]
+    cfg = (out / "ansible.cfg").read_text()
+    assert "collections_path = collections\n" in cfg and "retry_files_enabled = False\n" in cfg
     assert (out / "collections" / "ansible_collections" / "slmops" / "bp" / "galaxy.yml").is_file()
     playbook = yaml.safe_load((out / "local.yml").read_text())
     assert playbook[0]["hosts"] == "all"
@@ -370,11 +373,7 @@ def test_pull_layout_passes_syntax_check_and_ansible_lint(tmp_path: Path) -> Non
         cwd=out, capture_output=True, text=True, env=tool_env(), check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    proc = subprocess.run(
-        [str(BIN / "ansible-lint"), "--profile", "production", "--offline", "--nocolor",
-         "local.yml"],
-        cwd=out, capture_output=True, text=True, env=tool_env(), check=False,
-    )  # fmt: skip
+    proc = lint_whole_tree(out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

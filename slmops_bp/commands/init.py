@@ -2,17 +2,22 @@
 
 The fleet is three inventory hosts on this machine (``ansible_connection:
 local``), each with its own ``bp_root``, ``bp_facts`` for its hardware and
-``bp_service_manager: none``; the model is a tiny real ONNX language model that
-``bp serve`` publishes on 127.0.0.1.  ``bp apply`` then works at once.
+``bp_service_manager: none``.  Two deployments: ``assistant``, a tiny real ONNX
+language model on ONNX Runtime (``fleet.yaml``), and ``chat``, a tiny llama-architecture
+GGUF on llama.cpp (``chat.yaml``); ``bp serve`` publishes both on 127.0.0.1, with the
+llama-cpp-python wheel the devices install (built once by ``python -m
+slmops_bp.llama_wheel``, copied here when it is in the cache).  ``bp apply`` then works.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sys
 from importlib import resources
 from pathlib import Path
 
+from slmops_bp import llama_wheel
 from slmops_bp.diagnostics import UsageFailure
 
 DEFAULT_PORT = 8642
@@ -21,6 +26,7 @@ MODELS = {
     "fp32-onnx": ("tiny-lm-fp32.onnx", "fp32", "1.0", "768MiB"),
     "small-onnx": ("tiny-lm-small.onnx", "fp32", "0.8", "256MiB"),
 }
+GGUF = "tiny-lm-q4_0.gguf"
 
 BLUEPRINTS = """\
 # yaml-language-server: $schema=../schemas/blueprint.json
@@ -37,7 +43,7 @@ spec:
   memory: 4GiB
   reserve: 512MiB
   storage: 16GiB
-  runtimes: [onnxruntime]
+  runtimes: [onnxruntime, llama-cpp]
 ---
 apiVersion: slmops.bp/v1
 kind: DeviceClass
@@ -49,7 +55,7 @@ spec:
   arch: x86_64
   memory: 16GiB
   storage: 64GiB
-  runtimes: [onnxruntime]
+  runtimes: [onnxruntime, llama-cpp]
   encrypted_storage: true
 ---
 apiVersion: slmops.bp/v1
@@ -62,6 +68,23 @@ spec:
   formats: [onnx]
   accelerators: [cpu]
   telemetry: none
+---
+apiVersion: slmops.bp/v1
+kind: Runtime
+metadata:
+  name: llama-cpp
+  description: llama.cpp through llama-cpp-python, installed from the wheel `bp serve` publishes.
+spec:
+  engine: llama-cpp
+  version: "{llama_version}"
+  formats: [gguf]
+  accelerators: [cpu]
+  telemetry: none
+  install:
+    pip: ["llama-cpp-python[server]=={llama_version}"]
+    # the wheel built once on the controller; never compiled on a device
+    pip_args: ["--find-links", "http://127.0.0.1:{port}/wheels/",
+               "--only-binary", "llama-cpp-python"]
 ---
 apiVersion: slmops.bp/v1
 kind: Model
@@ -113,6 +136,53 @@ spec:
   keep: 2
 """
 
+CHAT = """\
+# yaml-language-server: $schema=../schemas/blueprint.json
+# A tiny llama-architecture model (random weights, 2 layers, a small vocabulary) in GGUF,
+# served by llama.cpp on every simulated device next to the ONNX assistant.
+apiVersion: slmops.bp/v1
+kind: Model
+metadata:
+  name: tiny-llama
+  description: A tiny llama-architecture GGUF (Q4_0) that llama.cpp loads and generates from.
+spec:
+  version: "1.0.0"
+  task: text-generation
+  license: apache-2.0
+  variants:
+    - name: q4-gguf
+      format: gguf
+      precision: q4_0
+      artifact:
+        uri: http://127.0.0.1:{port}/tiny-llama/1.0.0/{file}
+        sha256: {sha256}
+        size: {size}B
+      memory: 256MiB
+      accelerators: [cpu]
+      quality: 1.0
+---
+apiVersion: slmops.bp/v1
+kind: Deployment
+metadata:
+  name: chat
+  description: The tiny chat model on llama.cpp on every simulated device.
+spec:
+  model: tiny-llama
+  deviceClasses: [sim-arm-4g, sim-x86-16g]
+  privacy: local-only
+  runtime:
+    params: {{threads: 1, context: 256}}
+  rollout:
+    stages: [1, 100%]
+    max_failures: 0
+    health:
+      prompt: "Reply with OK."
+      timeout: 120s
+      min_tokens_per_s: 5
+    on_failure: rollback
+  keep: 2
+"""
+
 VARIANT = """\
     - name: {name}
       format: onnx
@@ -151,13 +221,16 @@ all:
 README = """\
 # A slmops-bp blueprint repository (simulated fleet)
 
+    python -m slmops_bp.llama_wheel --into artifacts/wheels   # once: the llama.cpp wheel
     bp serve artifacts --port {port} &     # publish the model files on 127.0.0.1
     bp validate                             # check the blueprints
     bp plan -i inventory/hosts.yml          # who gets what, and why
     bp apply -i inventory/hosts.yml         # staged rollout with health checks
     bp status -i inventory/hosts.yml        # what runs where, drift, health
 
-Devices live under `.fleet/<host>/` (their `bp_root`).
+Devices live under `.fleet/<host>/` (their `bp_root`). `blueprints/fleet.yaml` deploys a
+tiny ONNX model on ONNX Runtime (`assistant`), `blueprints/chat.yaml` a tiny GGUF on llama.cpp
+(`chat`); the devices install llama.cpp from `artifacts/wheels/`.
 """
 
 
@@ -194,9 +267,23 @@ def run(directory: str, port: int, force: bool) -> int:
                 quality=quality,
             )
         )
+    gguf = (data / GGUF).read_bytes()
+    gguf_dir = root / "artifacts" / "tiny-llama" / "1.0.0"
+    gguf_dir.mkdir(parents=True, exist_ok=True)
+    (gguf_dir / GGUF).write_bytes(gguf)
+    wheel = llama_wheel.find_wheel()
+    if wheel is not None:
+        (root / "artifacts" / "wheels").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(wheel, root / "artifacts" / "wheels" / wheel.name)
     files = {
         "blueprints/fleet.yaml": BLUEPRINTS.format(
-            ort_version=onnxruntime_version(), variants="\n".join(variants), port=port
+            ort_version=onnxruntime_version(),
+            llama_version=llama_wheel.VERSION,
+            variants="\n".join(variants),
+            port=port,
+        ),
+        "blueprints/chat.yaml": CHAT.format(
+            port=port, file=GGUF, sha256=hashlib.sha256(gguf).hexdigest(), size=len(gguf)
         ),
         "inventory/hosts.yml": INVENTORY.format(python=sys.executable, root=root),
         "README.md": README.format(port=port),
@@ -214,4 +301,10 @@ def run(directory: str, port: int, force: bool) -> int:
         f"next: cd {directory} && (bp serve artifacts --port {port} &) "
         "&& bp apply -i inventory/hosts.yml\n"
     )
+    if wheel is None:
+        sys.stderr.write(
+            f"note: no {llama_wheel.PACKAGE} {llama_wheel.VERSION} wheel is built yet; the chat "
+            "deployment installs llama.cpp from artifacts/wheels/, so first run\n"
+            f"  python -m slmops_bp.llama_wheel --into {directory}/artifacts/wheels\n"
+        )
     return 0

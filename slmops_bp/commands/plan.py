@@ -43,6 +43,7 @@ def run(blueprints: str, inventory: Sequence[str], fmt: str, locked: bool, lock_
         write_json(planned, sys.stdout)
     else:
         if planned.plan is not None:
+            sys.stdout.write(planned.plan.inventory.reader_line() + "\n")
             write_summary(planned.plan, sys.stdout)
         report.write_text(planned.diagnostics, sys.stdout)
         sys.stderr.write(f"{report.summary(planned.diagnostics)}\n")
@@ -54,6 +55,12 @@ def write_json(planned: Planned, out: TextIO) -> None:
         data: dict[str, Any] = {"hosts": {}, "unmanaged": [], "diagnostics": []}
     else:
         data = planned.plan.as_json()
+        data.pop("diagnostics", None)  # written last, below
+        inventory = planned.plan.inventory
+        data["inventory"] = {
+            "reader": inventory.loader,
+            "fallback_reason": inventory.fallback_reason,
+        }
     data["diagnostics"] = [d.as_dict() for d in planned.diagnostics]
     write_json_lines(data, out)
 

@@ -100,6 +100,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     root = tmp_path_factory.mktemp("fleet")
     result = CliRunner().invoke(cli, ["init", str(root), "--port", str(server.port), "--force"])
     assert result.exit_code == 0, result.output
+    (root / "blueprints" / "chat.yaml").unlink()  # llama.cpp: tests/e2e/test_llama_cpp.py
     for file in (root / "artifacts").rglob("*.onnx"):
         server.put("/" + str(file.relative_to(root / "artifacts")), file.read_bytes())
     text = (root / "blueprints" / "fleet.yaml").read_text()

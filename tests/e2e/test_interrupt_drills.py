@@ -103,11 +103,13 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         # keep only the fp32 variant so that every new version replaces the one in use
         text = re.sub(r"\n    - name: small-onnx\n(?:      .*\n)+", "\n", text)
         (root / "blueprints" / "fleet.yaml").write_text(text)
+        (root / "blueprints" / "chat.yaml").unlink()  # llama.cpp: tests/e2e/test_llama_cpp.py
         fleet = Fleet(root, server, ["sim-arm-01", "sim-arm-02", "sim-x86-01"], text)
         proc = fleet.bp("apply", "--format", "json")  # provisions the runtimes: 1.0.0 everywhere
         assert proc.returncode == 0, proc.stdout + proc.stderr
         yield fleet
     finally:
+        server.release.set()
         server.stop()
 
 
@@ -214,8 +216,8 @@ def test_sigint_during_a_download(fleet: Fleet) -> None:
     first = canary(fleet)
     before = {h: fleet.current(h) for h in fleet.hosts}
     path = "/tiny-lm/1.1.0/held.onnx"
-    fleet.server.released.clear()
-    fleet.release("1.1.0", path, mode="slow")
+    fleet.server.release.clear()
+    fleet.release("1.1.0", path, mode="hold")
     proc = fleet.start_apply()
     try:
         wait_for("the download to start", lambda: fleet.server.hits[path] > 0, proc)
@@ -226,7 +228,7 @@ def test_sigint_during_a_download(fleet: Fleet) -> None:
             assert "bp: error: another bp apply is running" in other.stderr
         data, _ = interrupt(proc, signal.SIGINT, fleet)
     finally:
-        fleet.server.release()
+        fleet.server.release.set()
         if proc.poll() is None:
             proc.kill()
     assert data["hosts"][first]["status"] == "interrupted"

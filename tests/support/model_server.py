@@ -15,15 +15,15 @@ class ModelServer:
 
     ``put(path, data, mode)``: ``ok`` serves ``data``; ``wrong`` serves other bytes of the same
     length; ``drop`` announces the full length, sends half and closes the connection;
-    ``slow`` announces the full length, sends half, then holds the download open until
-    :meth:`release` is called (or two minutes pass) and sends the rest.
+    ``hold`` announces the full length, sends half and waits until ``release`` is set (at
+    most 5 minutes) before sending the rest: a download in flight, for as long as a drill needs.
     ``hits`` counts GET requests per path.
     """
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[bytes, str]] = {}
         self.hits: Counter[str] = Counter()
-        self.released = threading.Event()
+        self.release = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,7 +43,9 @@ class ModelServer:
                 data, mode = route
                 body = bytes(b ^ 0xFF for b in data) if mode == "wrong" else data
                 self.send_response(200)
-                self.send_header("Content-Type", "application/octet-stream")
+                # a path ending in "/" is an index page (pip --find-links reads text/html only)
+                ctype = "text/html" if self.path.endswith("/") else "application/octet-stream"
+                self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if mode == "drop":
@@ -53,11 +55,11 @@ class ModelServer:
                     with contextlib.suppress(OSError):
                         self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                if mode == "slow":
-                    with contextlib.suppress(OSError):  # the client may be gone meanwhile
+                if mode == "hold":
+                    with contextlib.suppress(OSError):
                         self.wfile.write(body[: len(body) // 2])
                         self.wfile.flush()
-                        server.released.wait(120)
+                        server.release.wait(timeout=300)
                         self.wfile.write(body[len(body) // 2 :])
                     return
                 self.wfile.write(body)
@@ -78,11 +80,6 @@ class ModelServer:
         self.thread.start()
         return self
 
-    def release(self) -> None:
-        """Let every download held by ``slow`` finish."""
-        self.released.set()
-
     def stop(self) -> None:
-        self.released.set()
         self.httpd.shutdown()
         self.httpd.server_close()

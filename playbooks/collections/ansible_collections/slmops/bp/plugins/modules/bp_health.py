@@ -151,6 +151,7 @@ QUIET_ENV = {
 }
 TPS_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?) tokens per second")
 OLLAMA_RATE_RE = re.compile(r"eval rate:\s+([0-9]+(?:\.[0-9]+)?) tokens/s")
+LLAMA_ERROR_RES = (re.compile(r"\berror\b", re.IGNORECASE), re.compile(r"failed to load", re.IGNORECASE))
 
 
 class Check(object):
@@ -188,6 +189,10 @@ class Check(object):
             except ValueError:
                 continue
             if isinstance(data, dict):
+                if engine == "llama-cpp" and not data.get("ok"):
+                    reason = llama_log_error(err)
+                    if reason:
+                        data["error"] = "%s (llama.cpp: %s)" % (data.get("error"), reason)
                 return data
         return {"ok": False, "error": "no result (rc=%d): %s" % (rc, tail(err or out))}
 
@@ -288,6 +293,17 @@ class Check(object):
             return self.custom()
         except RuntimeError as exc:
             return {"ok": False, "error": str(exc)}
+
+
+def llama_log_error(log):
+    """Why llama.cpp did not load a model, from its own log: its last error line, else its
+    last "failed to load" line, else None."""
+    lines = log.strip().splitlines()
+    for pattern in LLAMA_ERROR_RES:
+        for line in reversed(lines):
+            if pattern.search(line):
+                return line.strip()[:500]
+    return None
 
 
 def tail(text, lines=8):
