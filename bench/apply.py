@@ -20,12 +20,19 @@ Then it measures, as whole processes of the installed tools:
 (c) plain ``ansible-playbook -i <user inventory> -i <rendered>/inventory/hosts.yml
     <rendered>/project/site.yml -e bp_max_fail_percentage=100`` on a tree written by
     ``bp render``, in the same no-change state;
-(d) a no-change ``bp apply --limit <one host>`` (the fixed cost, for the per-host cost).
+(d) a no-change ``bp apply --limit <one host>`` (the fixed cost, for the per-host cost);
+(e) the floor: plain ``ansible-playbook`` of one play that runs one ``ansible.builtin.ping``
+    per host, with the same inventories and settings.
 
-(b), (c) and (d) alternate ``--runs`` times (the order rotates every round); the medians are
-reported with the ratios **bp apply / ansible-playbook (target <= 1.10)** and **no-change
-re-apply / first apply (target <= 0.5)**, in wall-clock seconds and in CPU seconds (user +
-system of the process and its children: less sensitive to other load on the machine).
+(b) to (e) alternate ``--runs`` times (the order rotates every round); the medians are
+reported with the ratios **bp apply / ansible-playbook (target <= 1.10)**, **no-change bp
+apply / ping floor (target <= 1.3)** and **no-change re-apply / first apply (target <= 0.5)**,
+in wall-clock seconds and in CPU seconds (user + system of the process and its children: less
+sensitive to other load on the machine).
+
+It also counts the **module executions per host** of a no-change ``bp apply`` from
+ansible-runner's events (``slmops_bp.executions``: a task that ran a module on the host, not
+skipped, not a controller-side action such as ``assert`` or ``set_fact``); the target is 1.
 
 The work dir is removed at the end unless ``--keep``.
 
@@ -51,14 +58,27 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from slmops_bp.executions import is_module_execution
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 TARGET_RAW = 1.10
+TARGET_PING = 1.3
+TARGET_EXECUTIONS = 1
+PING_PLAY = """---
+- name: One ping per host (the floor of a no-change run)
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Ping
+      ansible.builtin.ping:
+"""
 TARGET_FIRST = 0.5
 DEPLOYMENT = "assistant"
 
@@ -269,6 +289,7 @@ def phases_main(out_path: str, argv: list[str]) -> int:
     t_start = time.perf_counter()
     times: dict[str, float] = {}
     counts: dict[str, int] = {"events": 0}
+    executions: Counter[str] = Counter()
 
     def add(name: str, seconds: float) -> None:
         times[name] = times.get(name, 0.0) + seconds
@@ -324,6 +345,8 @@ def phases_main(out_path: str, argv: list[str]) -> int:
             marks.setdefault("first_event", now)
             marks["last_event"] = now
             counts["events"] += 1
+            if is_module_execution(event):
+                executions[str(event["event_data"]["host"])] += 1
             try:
                 return handler(event) if handler else False
             finally:
@@ -355,11 +378,23 @@ def phases_main(out_path: str, argv: list[str]) -> int:
         "total_in_process": total,
         "phases": times,
         "events": counts["events"],
+        "module_executions": dict(executions),
         "cpu_self": usage.ru_utime + usage.ru_stime,
         "exit": code,
     }
     Path(out_path).write_text(json.dumps(result), encoding="utf-8")
     return code
+
+
+def count_executions(fleet: Path, names: list[str]) -> dict[str, int]:
+    """Module executions per host of one no-change ``bp apply``, from ansible-runner's events."""
+    out_json = fleet.parent / "executions.json"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "_phases", str(out_json),
+           "apply", "-i", "inventory/hosts.yml", "--format", "json"]  # fmt: skip
+    _wall, _cpu, out = timed(cmd, fleet)
+    check_apply(out, names, changed=False)
+    counted = json.loads(out_json.read_text())["module_executions"]
+    return {h: int(counted.get(h, 0)) for h in names}
 
 
 RUNNER_ONLY = """
@@ -501,10 +536,17 @@ def main() -> int:
         env = raw_env(rendered)
         canary = min((h for h, r in first["hosts"].items() if r["stage"] == 1), default=names[0])
         assert isinstance(canary, str)
+        ping = work / "ping.yml"
+        ping.write_text(PING_PLAY, encoding="utf-8")
+        ping_cmd = [tool("ansible-playbook")]
+        for inventory in inventories:
+            ping_cmd += ["-i", inventory]
+        ping_cmd.append(str(ping))
         cmds: dict[str, tuple[list[str], dict[str, str] | None]] = {
             "b": (bp_apply(fleet), None),
             "c": (raw_cmd, env),
             "d": (bp_apply(fleet, "--limit", str(canary)), None),
+            "e": (ping_cmd, env),
         }
         samples: dict[str, list[tuple[float, float]]] = {k: [] for k in cmds}
         order = list(cmds)
@@ -512,10 +554,10 @@ def main() -> int:
         for round_ in range(args.runs):
             print(f"round {round_ + 1}/{args.runs}:", end="", flush=True)
             render_fresh(fleet, rendered)  # the tree bp apply renders now (playbooks/ may change)
-            for key in order[round_ % 3 :] + order[: round_ % 3]:
+            for key in order[round_ % len(order) :] + order[: round_ % len(order)]:
                 cmd, cmd_env = cmds[key]
                 wall, cpu, out = timed(cmd, fleet, env=cmd_env)
-                if key == "c":
+                if key in ("c", "e"):
                     check_recap(out, names)
                 else:
                     check_apply(out, names, changed=False, only=canary if key == "d" else None)
@@ -527,6 +569,8 @@ def main() -> int:
         if drifted:
             print(f"warning: in {drifted} of {args.runs} rounds bp apply ran other playbook files "
                   "than ansible-playbook (playbooks/ was edited meanwhile)")  # fmt: skip
+        print("counting module executions of a no-change bp apply ...", flush=True)
+        executions = count_executions(fleet, names)
         prof = None
         if args.profile:
             print(f"profile: {args.profile_runs} instrumented bp apply runs ...", flush=True)
@@ -541,7 +585,10 @@ def main() -> int:
     b_wall, b_cpu = med("b", 0), med("b", 1)
     c_wall, c_cpu = med("c", 0), med("c", 1)
     d_wall, d_cpu = med("d", 0), med("d", 1)
+    e_wall, e_cpu = med("e", 0), med("e", 1)
     ratio_raw, ratio_raw_cpu = b_wall / c_wall, b_cpu / c_cpu
+    ratio_ping, ratio_ping_cpu = b_wall / e_wall, b_cpu / e_cpu
+    most = max(executions.values(), default=0)
     ratio_first = b_wall / first_wall
     spread = {k: (min(s[0] for s in v), max(s[0] for s in v)) for k, v in samples.items()}
     print()
@@ -551,6 +598,7 @@ def main() -> int:
         ("(b) no-change bp apply", b_wall, b_cpu, "b"),
         ("(c) no-change ansible-playbook", c_wall, c_cpu, "c"),
         (f"(d) no-change bp apply --limit {canary}", d_wall, d_cpu, "d"),
+        ("(e) ping floor: one ansible.builtin.ping/host", e_wall, e_cpu, "e"),
     ]
     for label, wall, cpu, which in rows:
         per = wall / (1 if which == "d" else n)
@@ -563,6 +611,14 @@ def main() -> int:
     verdict = {True: "ok", False: "MISSED"}
     print(f"bp apply / ansible-playbook (no change): {ratio_raw:.3f} wall, {ratio_raw_cpu:.3f} CPU"
           f"   target <= {TARGET_RAW:.2f}: {verdict[ratio_raw <= TARGET_RAW]}")  # fmt: skip
+    ok_ping = verdict[ratio_ping <= TARGET_PING]
+    print(f"bp apply / ping floor (no change):       {ratio_ping:.3f} wall, "
+          f"{ratio_ping_cpu:.3f} CPU "
+          f"  target <= {TARGET_PING:.2f}: {ok_ping}")  # fmt: skip
+    spread_x = f"{min(executions.values(), default=0)}-{most}"
+    ok_x = verdict[most <= TARGET_EXECUTIONS]
+    print(f"module executions per host (no change):  {spread_x:>5} (min-max over {n} hosts)"
+          f"        target = {TARGET_EXECUTIONS}: {ok_x}")  # fmt: skip
     ok_first = verdict[ratio_first <= TARGET_FIRST]
     print(f"no-change re-apply / first apply:        {ratio_first:.3f} wall"
           f"              target <= {TARGET_FIRST:.2f}: {ok_first}")  # fmt: skip
@@ -603,6 +659,10 @@ def main() -> int:
             "bp_apply": {"wall": b_wall, "cpu": b_cpu, "samples": samples["b"]},
             "ansible_playbook": {"wall": c_wall, "cpu": c_cpu, "samples": samples["c"]},
             "bp_apply_one_host": {"wall": d_wall, "cpu": d_cpu, "samples": samples["d"]},
+            "ping_floor": {"wall": e_wall, "cpu": e_cpu, "samples": samples["e"]},
+            "ratio_bp_ping": ratio_ping,
+            "ratio_bp_ping_cpu": ratio_ping_cpu,
+            "module_executions_per_host": executions,
             "ratio_bp_raw": ratio_raw,
             "ratio_bp_raw_cpu": ratio_raw_cpu,
             "ratio_reapply_first": ratio_first,
@@ -610,7 +670,9 @@ def main() -> int:
             "profile": prof,
             "pip": env_note,
         }, indent=2))  # fmt: skip
-    return 0 if ratio_raw <= TARGET_RAW and ratio_first <= TARGET_FIRST else 1
+    met = (ratio_raw <= TARGET_RAW and ratio_first <= TARGET_FIRST and ratio_ping <= TARGET_PING
+           and most <= TARGET_EXECUTIONS)  # fmt: skip
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

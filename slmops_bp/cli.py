@@ -175,11 +175,22 @@ def lock(inventory: tuple[str, ...], blueprints: str, lock_path: str) -> None:
     "-o", "--output", "output", required=True, metavar="DIR", help="A fresh directory to create."
 )
 @click.option("--pull", is_flag=True, help="Write a layout for ansible-pull instead.")
-def render(inventory: tuple[str, ...], blueprints: str, output: str, pull: bool) -> None:
+@click.option(
+    "--collection-from",
+    "collection",
+    type=click.Choice(["bundle", "galaxy"]),
+    default="bundle",
+    show_default=True,
+    help="bundle: copy the slmops.bp collection into the project; galaxy: use the one "
+    "installed with ansible-galaxy (writes project/collections/requirements.yml).",
+)
+def render(
+    inventory: tuple[str, ...], blueprints: str, output: str, pull: bool, collection: str
+) -> None:
     """Write an ansible-runner private data dir (project/, inventory/, env/)."""
     from slmops_bp.commands import render as command
 
-    sys.exit(command.run(blueprints, inventory, output, pull))
+    sys.exit(command.run(blueprints, inventory, output, pull, collection))
 
 
 _state_option = click.option(

@@ -22,11 +22,11 @@ SIZE_UNITS: dict[str, int] = {
     "GiB": 1024**3,
     "TiB": 1024**4,
 }
-SIZE_PATTERN = r"^[0-9]+(\.[0-9]+)?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
+SIZE_PATTERN = r"^[0-9]+(\.[0-9]+)? ?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
 _SIZE_RE = re.compile(SIZE_PATTERN)
 NONZERO_SIZE_PATTERN: Final = (
-    r"^(?!0+(\.0+)?\s?[KMGT]?i?B$)"  # not zero
-    r"([0-9]+\s?B|[0-9]+(\.[0-9]+)?\s?(KB|MB|GB|TB|KiB|MiB|GiB|TiB))$"  # whole bytes in B
+    r"^(?!0+(\.0+)? ?[KMGT]?i?B$)"  # not zero
+    r"([0-9]+ ?B|[0-9]+(\.[0-9]+)? ?(KB|MB|GB|TB|KiB|MiB|GiB|TiB))$"  # whole bytes in B
 )
 """What the JSON Schema can say of a size a device can have (the bound is checked by bp)."""
 
@@ -49,12 +49,17 @@ MAX_DURATION: Final = 36500 * 86400.0
 MAX_TIMEOUT: Final = 86400.0
 """A day: no health check waits longer."""
 
-PERCENT_PATTERN = r"^[0-9]+(\.[0-9]+)?%$"
+PERCENT_PATTERN = r"^(100(\.0+)?|[0-9]{1,2}(\.[0-9]+)?)%$"
 _PERCENT_RE = re.compile(PERCENT_PATTERN)
+_ANY_PERCENT_RE = re.compile(r"[0-9]+(\.[0-9]+)?%")
 
 
 class QuantityError(ValueError):
     """A value that is not a valid size, duration or percentage; the message says why."""
+
+
+def _space_hint(text: str) -> str:
+    return " (remove the spaces around it)" if text != text.strip() else ""
 
 
 def parse_size(value: object) -> int:
@@ -66,19 +71,19 @@ def parse_size(value: object) -> int:
                 f"e.g. '{value}MiB' or '{value}GB'"
             )
         raise QuantityError(f"expected a size string like '512MiB', got {type(value).__name__}")
-    text = value.strip()
-    if not _SIZE_RE.match(text):
-        hint = ""
+    text = value
+    if not _SIZE_RE.fullmatch(text):
+        hint = _space_hint(text)
         low = text.lower()
         for unit in sorted(SIZE_UNITS, key=len, reverse=True):
-            if low.endswith(unit.lower()) and not text.endswith(unit):
+            if not hint and low.endswith(unit.lower()) and not text.endswith(unit):
                 hint = f" (units are case-sensitive: '{unit}')"
                 break
         raise QuantityError(
             f"invalid size {_short(value)}: use a number and one of "
             f"B, KB, MB, GB, TB (decimal) or KiB, MiB, GiB, TiB (binary){hint}"
         )
-    number, unit = re.split(r"\s?(?=[KMGT]?i?B$)", text, maxsplit=1)
+    number, unit = re.split(r" ?(?=[KMGT]?i?B$)", text, maxsplit=1)
     exact = Decimal(number) * SIZE_UNITS[unit]
     if exact > MAX_SIZE:
         raise QuantityError(
@@ -134,11 +139,11 @@ def parse_duration(value: object, maximum: float = MAX_DURATION) -> float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             raise QuantityError(f"duration {_short(value)} has no unit; write e.g. '{value}s'")
         raise QuantityError(f"expected a duration string like '90s', got {type(value).__name__}")
-    text = value.strip()
-    if not _DURATION_RE.match(text):
+    text = value
+    if not _DURATION_RE.fullmatch(text):
         raise QuantityError(
             f"invalid duration {_short(value)}: use numbers with units ms, s, m, h, d, w "
-            "(e.g. '90s', '1h30m')"
+            f"(e.g. '90s', '1h30m'){_space_hint(text)}"
         )
     seconds = sum(float(n) * DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
     if seconds > maximum:
@@ -168,12 +173,12 @@ class Percent:
 
 
 def parse_percent(value: object) -> Percent:
-    if isinstance(value, str) and _PERCENT_RE.match(value.strip()):
-        pct = float(value.strip()[:-1])
-        if pct > 100:
-            raise QuantityError(f"percentage {_short(value)} is above 100%")
-        return Percent(pct)
-    raise QuantityError(f"invalid percentage {_short(value)}: write it like '10%'")
+    if isinstance(value, str) and _PERCENT_RE.fullmatch(value):
+        return Percent(float(value[:-1]))
+    if isinstance(value, str) and _ANY_PERCENT_RE.fullmatch(value) and float(value[:-1]) > 100:
+        raise QuantityError(f"percentage {_short(value)} is above 100%")
+    hint = _space_hint(value) if isinstance(value, str) else ""
+    raise QuantityError(f"invalid percentage {_short(value)}: write it like '10%'{hint}")
 
 
 def parse_count_or_percent(value: object) -> int | Percent:

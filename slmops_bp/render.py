@@ -291,10 +291,13 @@ def render_files(plan: Plan) -> dict[str, str]:
     return files
 
 
-def write_tree(files: Mapping[str, str], output: Path, *, collection_at: str = "project") -> None:
+def write_tree(
+    files: Mapping[str, str], output: Path, *, collection_at: str | None = "project"
+) -> None:
     """Write into a temporary sibling, then rename: all or nothing, never over old files.
 
-    The collection is copied under ``collection_at`` (next to the playbooks)."""
+    The collection is copied under ``collection_at`` (next to the playbooks); ``None``:
+    not copied (the project uses the installed collection)."""
     output = output.absolute()
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise EnvironmentFailure(
@@ -304,12 +307,12 @@ def write_tree(files: Mapping[str, str], output: Path, *, collection_at: str = "
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
-        collection_src = content_root() / COLLECTION
-        shutil.copytree(
-            collection_src,
-            staging / collection_at / COLLECTION,
-            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"),
-        )
+        if collection_at is not None:
+            shutil.copytree(
+                content_root() / COLLECTION,
+                staging / collection_at / COLLECTION,
+                ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"),
+            )
         for rel, text in sorted(files.items()):
             path = staging / rel
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -330,10 +333,17 @@ def _normalise(tree: Path) -> None:
             path.chmod(0o644)
 
 
-def render(plan: Plan, output: Path, *, pull: bool = False) -> None:
+def render(plan: Plan, output: Path, *, pull: bool = False, collection: str = "bundle") -> None:
     if pull:  # the ansible-pull layout: slmops_bp/pull.py
         from slmops_bp.pull import render_pull
 
         render_pull(plan, output)
+        return
+    if collection == "galaxy":  # the installed collection: slmops_bp/collection.py
+        from slmops_bp.collection import requirements, use_installed
+
+        files = {**render_files(plan), "project/collections/requirements.yml": requirements(HEADER)}
+        files["project/ansible.cfg"] = use_installed(files["project/ansible.cfg"])
+        write_tree(files, output, collection_at=None)
         return
     write_tree(render_files(plan), output)

@@ -65,8 +65,13 @@ def test_every_document_matches_the_json_schema(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
-def test_every_file_names_its_schema_for_editors(path: Path) -> None:
-    assert path.read_text(encoding="utf-8").splitlines()[0] == MODELINE
+def test_every_document_names_its_schema_for_editors(path: Path) -> None:
+    # yaml-language-server reads a modeline from the header of each document only,
+    # so every document carries it right after its '---'
+    lines = path.read_text(encoding="utf-8").splitlines()
+    starts = [i for i, line in enumerate(lines) if line == "---"]
+    assert len(starts) == len(_documents(path))
+    assert all(lines[i + 1] == MODELINE for i in starts)
 
 
 def test_every_kind_is_present_in_the_required_numbers() -> None:

@@ -12,6 +12,7 @@ slmops_bp.llama_wheel``, copied here when it is in the cache).  ``bp apply`` the
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import sys
 from importlib import resources
@@ -290,6 +291,11 @@ def run(directory: str, port: int, force: bool) -> int:
         ".gitignore": ".bp/\n.fleet/\n",
     }
     from slmops_bp import schema
+
+    files["blueprints/fleet.yaml"] = schema.with_modelines(
+        files["blueprints/fleet.yaml"], f"../schemas/{schema.ANY_DOCUMENT}"
+    )
+    files[".vscode/settings.json"] = json.dumps(schema.editor_settings(), indent=2) + "\n"
 
     schema.write(root / "schemas")
     for rel, text in files.items():

@@ -98,3 +98,29 @@ def test_stage_gate(
             gate["message"]
             == f"stage 2 halted: {failed} of {total} hosts failed (max_failures {max_failures})"
         )
+
+
+def test_bp_probe_spec_digests_the_resolved_desired_state() -> None:
+    combo = {
+        "version": "1.0.0",
+        "variant": "int8",
+        "artifact": {"filename": "m.onnx", "sha256": "a" * 64, "uri": "https://x/m.onnx"},
+        "runtime": {"name": "ort", "engine": "onnxruntime", "version": "1.20.1", "install": {}},
+        "params": {"threads": 2},
+    }
+    assign = {"dep": {"combo": "c0", "stage": 1}}
+
+    def spec(**over: object) -> dict[str, object]:
+        specs = bp.bp_probe_spec(assign, {"dep": {"c0": combo | over}}, "/opt/slmops", "none")
+        assert len(specs) == 1
+        return dict(specs[0])
+
+    first = spec()
+    assert first["release"] == "1.0.0-int8" and first["sha256"] == "a" * 64
+    assert first["runtime_dir"] == "/opt/slmops/runtimes/ort-1.20.1"
+    assert spec() == first  # deterministic
+    assert spec(params={"threads": 4})["desired"] != first["desired"]
+    other_root = bp.bp_probe_spec(assign, {"dep": {"c0": combo}}, "/srv/bp", "none")[0]
+    assert other_root["desired"] != first["desired"]
+    with pytest.raises(AnsibleFilterError, match="no resolved data"):
+        bp.bp_probe_spec({"gone": {"combo": "c0"}}, {"dep": {"c0": combo}}, "/opt/slmops")

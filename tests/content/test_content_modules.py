@@ -16,6 +16,8 @@ bp_artifact = import_collection_module("plugins.modules.bp_artifact")
 bp_deploy = import_collection_module("plugins.modules.bp_deploy")
 bp_health = import_collection_module("plugins.modules.bp_health")
 bp_runtime = import_collection_module("plugins.modules.bp_runtime")
+bp_probe = import_collection_module("plugins.modules.bp_probe")
+runtime_spec = import_collection_module("plugins.module_utils.bp_runtime_spec")
 BpError = files.BpError
 
 
@@ -263,6 +265,171 @@ def test_first_deploy_failure_removes_current(tmp_path: Path) -> None:
     # a manual rollback with nothing kept refuses instead of removing anything
     with pytest.raises(BpError, match="nothing to roll back to"):
         bp_deploy.rollback(module, deploy_params(root, "1", b"", state="rollback"))
+
+
+# ---------------------------------------------------------------- undo what a run switched
+
+
+def confirm(root: Path) -> None:
+    """What a passed health check does: health ok, the pending switch confirmed."""
+    mark_healthy(root)
+    (root / "models" / "dep" / ".bp-switch.json").unlink(missing_ok=True)
+
+
+def undo(module: FakeModule, root: Path) -> dict[str, Any]:
+    return dict(
+        bp_deploy.rollback(
+            module, deploy_params(root, "x", b"", state="rollback", undo_switch=True)
+        )
+    )
+
+
+def unit_file(root: Path, content: str) -> list[dict[str, str]]:
+    return [{"path": str(root / "etc" / "bp-dep.service"), "content": content, "mode": "0640"}]
+
+
+def healthy_one(root: Path, module: FakeModule) -> dict[str, Any]:
+    stage_release(root, "dep", "1-v", b"one")
+    bp_deploy.present(module, deploy_params(root, "1", b"one", files=unit_file(root, "v1\n")))
+    confirm(root)
+    return dict(json.loads((root / "state" / "dep.json").read_text()))
+
+
+def test_undo_without_a_switch_of_this_run_touches_nothing(tmp_path: Path) -> None:
+    """The run failed before it switched (download, sha256, runtime install): the planned
+    release may even be the one running; nothing is rolled back, `current` stays."""
+    root, module = tmp_path / "root", FakeModule()
+    before = healthy_one(root, module)
+    assert not (root / "models" / "dep" / ".bp-switch.json").exists()
+    result = undo(module, root)
+    assert not result["changed"] and not result["rolled_back"]
+    assert "switched nothing" in result["msg"]
+    assert os.readlink(root / "models" / "dep" / "current") == "1-v"
+    assert json.loads((root / "state" / "dep.json").read_text()) == before
+
+
+def test_undo_goes_back_to_what_ran_before_the_switch(tmp_path: Path) -> None:
+    root, module = tmp_path / "root", FakeModule()
+    before = healthy_one(root, module)
+    stage_release(root, "dep", "2-v", b"two")
+    bp_deploy.present(module, deploy_params(root, "2", b"two", files=unit_file(root, "v2\n")))
+    record = json.loads((root / "models" / "dep" / ".bp-switch.json").read_text())
+    assert (record["from"], record["to"]) == ("1-v", "2-v")
+    result = undo(module, root)
+    assert result["rolled_back"] and result["current"] == "1-v"
+    assert os.readlink(root / "models" / "dep" / "current") == "1-v"
+    state = json.loads((root / "state" / "dep.json").read_text())
+    assert state["rolled_back_from"]["release"] == "2-v"
+    assert {k: v for k, v in state.items() if k != "rolled_back_from"} == before
+    assert (root / "etc" / "bp-dep.service").read_text() == "v1\n"
+    assert not (root / "models" / "dep" / ".bp-switch.json").exists()
+    assert not undo(module, root)["changed"]  # a second rescue has nothing left to undo
+
+
+def test_undo_restores_the_configuration_of_the_same_release(tmp_path: Path) -> None:
+    root, module = tmp_path / "root", FakeModule()
+    before = healthy_one(root, module)
+    changed = bp_deploy.present(
+        module,
+        deploy_params(root, "1", b"one", files=unit_file(root, "v1 tuned\n"), desired="new"),
+    )
+    assert not changed["switched"] and changed["needs_health"]
+    result = undo(module, root)
+    assert result["rolled_back"] and not result["switched"] and result["current"] == "1-v"
+    state = json.loads((root / "state" / "dep.json").read_text())
+    assert {k: v for k, v in state.items() if k != "rolled_back_from"} == before
+    assert state["health"] == {"ok": True, "status": "ok"}
+    assert (root / "etc" / "bp-dep.service").read_text() == "v1\n"
+    info = json.loads((root / "models" / "dep" / "1-v" / ".bp-release.json").read_text())
+    assert info["files"][0]["content"] == "v1\n"
+
+
+def test_an_unconfirmed_switch_goes_back_to_the_last_confirmed_release(tmp_path: Path) -> None:
+    """The controller died after switching to 2 (never confirmed); the next run plans 3 and
+    fails: it goes back to 1, the last release that passed its health check."""
+    root, module = tmp_path / "root", FakeModule()
+    healthy_one(root, module)
+    stage_release(root, "dep", "2-v", b"two")
+    bp_deploy.present(module, deploy_params(root, "2", b"two", keep=2))
+    stage_release(root, "dep", "3-v", b"three")
+    bp_deploy.present(module, deploy_params(root, "3", b"three", keep=2))
+    record = json.loads((root / "models" / "dep" / ".bp-switch.json").read_text())
+    assert (record["from"], record["to"]) == ("1-v", "3-v")
+    assert undo(module, root)["current"] == "1-v"
+    assert json.loads((root / "state" / "dep.json").read_text())["health"]["ok"] is True
+
+
+def test_undo_of_a_first_release_removes_current_and_says_failed(tmp_path: Path) -> None:
+    root, module = tmp_path / "root", FakeModule()
+    stage_release(root, "dep", "1-v", b"broken")
+    bp_deploy.present(module, deploy_params(root, "1", b"broken"))
+    result = undo(module, root)
+    assert result["current"] is None and not result["rolled_back"]
+    assert not os.path.lexists(root / "models" / "dep" / "current")
+    health = json.loads((root / "state" / "dep.json").read_text())["health"]
+    assert health["ok"] is False and health["status"] == "failed"
+
+
+def test_error_line_skips_warnings() -> None:
+    text = (
+        "Looking in links: /opt/wheels\n"
+        "ERROR: Could not find a version that satisfies the requirement ort==99.99.99\n"
+        "ERROR: No matching distribution found for ort==99.99.99\n"
+        "WARNING: Location 'file:///x' is ignored\n"
+        "[notice] A new release of pip is available\n"
+    )
+    assert files.error_line(text) == "ERROR: No matching distribution found for ort==99.99.99"
+    assert files.error_line("WARNING: only a warning\n") == "WARNING: only a warning"
+    assert files.error_line("") == ""
+
+
+# ---------------------------------------------------------------- bp_probe
+
+
+def test_probe_tells_which_deployments_need_work(tmp_path: Path) -> None:
+    root, module = tmp_path / "root", FakeModule()
+    stage_release(root, "dep", "1-v", b"one")
+    bp_deploy.present(
+        module, deploy_params(root, "1", b"one", files=unit_file(root, "v1\n"), desired="d1")
+    )
+    runtime = {"name": "ort", "engine": "onnxruntime", "version": "1", "install": {"pip": ["x"]}}
+    rdir = root / "runtimes" / "ort-1"
+    (rdir / "bin").mkdir(parents=True)
+    (rdir / "bin" / "python").write_text("")
+    (rdir / "bin" / "bp-serve").write_text("#!/usr/bin/env python3\n" + bp_probe.SERVE)
+    kind, spec = runtime_spec.plan("onnxruntime", "1", runtime["install"])
+    marker = {
+        "engine": "onnxruntime",
+        "digest": runtime_spec.digest_of("onnxruntime", "1", kind, spec),
+    }
+    (rdir / ".bp-runtime.json").write_text(json.dumps(marker))
+    spec_of = {"deployment": "dep", "release": "1-v", "filename": "model.onnx",
+               "sha256": sha256(b"one"), "desired": "d1", "runtime_dir": str(rdir),
+               "runtime": runtime}  # fmt: skip
+
+    def reasons(**over: Any) -> list[str]:
+        params = {"root": str(root), "service_manager": "none", "deployments": [spec_of | over]}
+        return list(bp_probe.probe(module, params)["deployments"]["dep"]["reasons"])
+
+    assert reasons() == ["its last health check did not pass"]
+    confirm(root)
+    assert reasons() == []
+    assert reasons(desired="d2") == ["the desired state of 1-v changed"]
+    assert reasons(release="2-v")[0].startswith("runs 1-v")
+    assert reasons(runtime=runtime | {"install": {"pip": ["y"]}}) == [
+        f"runtime {rdir} was provisioned from another install spec"
+    ]
+    (root / "etc" / "bp-dep.service").write_text("edited\n")
+    assert reasons() == [f"configuration file {root / 'etc' / 'bp-dep.service'} differs"]
+    (root / "etc" / "bp-dep.service").write_text("v1\n")
+    (root / "models" / "dep" / "1-v" / "model.onnx").write_bytes(b"tampered")
+    assert reasons()[0].startswith("artifact")
+    os.unlink(root / "models" / "dep" / "current")
+    assert reasons()[0].startswith("current points at None")
+    facts = bp_probe.probe(
+        module, {"root": str(root), "service_manager": "none", "deployments": []}
+    )
+    assert facts["facts"]["architecture"] and facts["facts"]["memtotal_mb"] > 0
 
 
 def test_unstaged_release_is_refused(tmp_path: Path) -> None:

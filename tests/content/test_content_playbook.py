@@ -32,6 +32,8 @@ from content_helpers import (
     write_data_dir,
 )
 
+from slmops_bp.executions import module_executions
+
 pytestmark = pytest.mark.integration
 
 DEP = "triage-assistant"
@@ -215,15 +217,13 @@ def test_second_run_changes_nothing(scenario: Scenario, float_model: bytes) -> N
     ]
     assert result.per_host("changed") == {}, changed_tasks
     assert scenario.server.hits == hits  # nothing downloaded again
+    executions = module_executions(result.events)
     for host in HOSTS:
         ran = result.executed(host)
         modules = {name: n for name, n in ran.items() if name.startswith("slmops.bp.")}
-        # the no-change budget: stage check, runtime marker check, switch check; no health
-        assert modules == {
-            "slmops.bp.bp_artifact": 1,
-            "slmops.bp.bp_runtime": 1,
-            "slmops.bp.bp_deploy": 1,
-        }, ran
+        # the no-change budget: one probe per host for all its deployments, nothing else
+        assert modules == {"slmops.bp.bp_probe": 1}, ran
+        assert executions[host] == 1, ran
     assert not scenario.pwned.exists()
 
 
@@ -326,7 +326,7 @@ def test_first_deploy_failure_leaves_no_current(scenario: Scenario, float_model:
 
 
 def test_halt_leaves_the_failed_release_for_inspection(scenario: Scenario) -> None:
-    """on_failure: halt; also a host without bp_facts (the real facts are gathered)."""
+    """on_failure: halt; also a host without bp_facts (the probe reads the real facts)."""
     fleet = scenario.fleet
     host = "edge-10"
     newcomer = Fleet(fleet.root / "halt", [host], facts={host: None})
@@ -341,7 +341,7 @@ def test_halt_leaves_the_failed_release_for_inspection(scenario: Scenario) -> No
     )
     result = run_playbook(data_dir)
     assert result.rc != 0
-    assert "Gather the hardware facts the preflight check needs" in result.task_names(host)
+    assert "Probe the device once for all its deployments" in result.task_names(host)
     message = result.failure_messages()[host][-1]
     assert message.startswith(
         "slmops.bp deploy failed: triage-assistant 0.2.0-int8-onnx failed at "

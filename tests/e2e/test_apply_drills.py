@@ -13,7 +13,10 @@ import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,6 +199,156 @@ def test_a_release_that_cannot_load_is_rolled_back(deployed: Fleet) -> None:
         assert deployed.current(host) == "1.0.0-fp32-onnx"
 
 
+# ---------------------------------------------------------------- the device invariant
+# A device that ran a healthy release before an apply runs a healthy release after it,
+# whatever fails; the rescue undoes only a switch the run recorded before making it.
+
+
+def switch_record(fleet: Fleet, host: str) -> Path:
+    return fleet.bp_root(host) / "models" / "assistant" / ".bp-switch.json"
+
+
+def assert_healthy_kept(fleet: Fleet, before: dict[str, str]) -> None:
+    """Every host runs the release it ran before, healthy, with a consistent state file, and
+    ``bp status`` says so."""
+    for host in fleet.hosts:
+        assert fleet.current(host) == before[host], host
+        state = fleet.state(host)
+        assert state["release"] == before[host]
+        health = state["health"]
+        assert health["ok"] is True and health["status"] == "ok", health
+        model = fleet.bp_root(host) / "models" / "assistant" / "current" / state["filename"]
+        assert _sha(model.read_bytes()) == state["sha256"]
+        assert not switch_record(fleet, host).exists()
+    _code, out, err = fleet.bp("status", "--format", "json")
+    rows = json.loads(out)
+    assert {r["host"]: (r["running"], r["health"]) for r in rows} == {
+        h: (before[h], "ok") for h in fleet.hosts
+    }, out + err
+    assert all("no current release" not in r["drift"] for r in rows)
+
+
+def failed_message(out: dict[str, Any], fleet: Fleet, status: str = "failed") -> str:
+    first = canary(fleet)
+    assert out["hosts"][first]["status"] == status, out
+    message = str(out["hosts"][first]["message"])
+    assert "WARNING" not in message and "[notice]" not in message, message
+    return message
+
+
+def test_a_download_failure_of_a_new_release_keeps_the_running_one(deployed: Fleet) -> None:
+    before = {h: str(deployed.current(h)) for h in deployed.hosts}
+    deployed.server.routes.pop("/tiny-lm/1.1.5/model.onnx", None)
+    deployed.set_release("1.1.5", "/tiny-lm/1.1.5/model.onnx", b"x" * 64)
+    deployed.server.routes.pop("/tiny-lm/1.1.5/model.onnx")  # 404
+    try:
+        code, out = deployed.apply_json()
+    finally:
+        deployed.baseline()
+    assert code == 1
+    message = failed_message(out, deployed)
+    assert "download of" in message and "HTTP 404" in message, message
+    assert_healthy_kept(deployed, before)
+
+
+def test_a_sha256_mismatch_keeps_the_running_release_healthy(deployed: Fleet) -> None:
+    before = {h: str(deployed.current(h)) for h in deployed.hosts}
+    good = (DATA / "tiny-lm-small.onnx").read_bytes()
+    deployed.set_release("1.1.6", "/tiny-lm/1.1.6/model.onnx", good, mode="wrong")
+    try:
+        code, out = deployed.apply_json()
+    finally:
+        deployed.baseline()
+    assert code == 1
+    assert "sha256 mismatch" in failed_message(out, deployed)
+    assert_healthy_kept(deployed, before)
+
+
+def test_a_runtime_that_cannot_be_installed_for_the_running_release_touches_nothing(
+    deployed: Fleet,
+) -> None:
+    """The plan keeps the release the devices run but asks for onnxruntime 99.99.99."""
+    before = {h: str(deployed.current(h)) for h in deployed.hosts}
+    assert set(before.values()) == {"1.0.0-fp32-onnx"}
+    text = BASELINE_TEXT[deployed.root]
+    bad = re.sub(r'(engine: onnxruntime\n  version: )"[^"]+"', r'\1"99.99.99"', text, count=1)
+    assert bad != text
+    deployed.blueprints.write_text(bad)
+    try:
+        code, out = deployed.apply_json()
+    finally:
+        deployed.baseline()
+    assert code == 1
+    message = failed_message(out, deployed)  # not rolled_back: nothing was switched
+    assert "No matching distribution found for onnxruntime==99.99.99" in message, message
+    assert_healthy_kept(deployed, before)
+    for host in deployed.hosts:
+        assert not list((deployed.bp_root(host) / "runtimes").glob("*-99.99.99"))
+
+
+def test_a_changed_artifact_uri_of_the_running_release(deployed: Fleet) -> None:
+    """Same release, its URI moved: with the same sha256 nothing is fetched and nothing moves;
+    with another sha256 the failed download leaves the running file and release alone."""
+    before = {h: str(deployed.current(h)) for h in deployed.hosts}
+    text = BASELINE_TEXT[deployed.root]
+    moved = "/tiny-lm/1.0.0/moved/tiny-lm-fp32.onnx"
+    deployed.server.put(moved, (DATA / "tiny-lm-fp32.onnx").read_bytes())
+    hits = deployed.server.hits[moved]
+    deployed.blueprints.write_text(text.replace(BASE_URI, moved, 1))
+    try:
+        code, out = deployed.apply_json()
+    finally:
+        deployed.baseline()
+    assert code == 0, out
+    assert deployed.server.hits[moved] == hits  # present and valid: not downloaded again
+    assert_healthy_kept(deployed, before)
+
+    other = re.sub(r"sha256: [0-9a-f]{64}", f"sha256: {_sha(b'other bytes')}", text, count=1)
+    deployed.blueprints.write_text(other.replace(BASE_URI, "/tiny-lm/1.0.0/gone.onnx", 1))
+    try:
+        code, out = deployed.apply_json()
+    finally:
+        deployed.baseline()
+    assert code == 1
+    message = failed_message(out, deployed)
+    assert "download of" in message and "HTTP 404" in message, message
+    assert_healthy_kept(deployed, before)
+
+
+def test_an_engine_that_cannot_load_the_new_release_goes_back(deployed: Fleet) -> None:
+    before = {h: str(deployed.current(h)) for h in deployed.hosts}
+    deployed.set_release("1.1.7", "/tiny-lm/1.1.7/model.onnx", b"\x08\x07not onnx" * 50)
+    try:
+        code, out = deployed.apply_json()
+    finally:
+        deployed.baseline()
+    assert code == 1
+    message = failed_message(out, deployed, status="rolled_back")
+    assert "health check failed" in message and "its health check passed" in message, message
+    assert_healthy_kept(deployed, before)
+    state = deployed.state(canary(deployed))
+    assert state["rolled_back_from"]["release"] == "1.1.7-fp32-onnx"
+    assert state["rolled_back_from"]["health"]["ok"] is False
+
+
+def test_a_release_too_slow_for_its_health_gate_goes_back(deployed: Fleet) -> None:
+    before = {h: str(deployed.current(h)) for h in deployed.hosts}
+    data = (DATA / "tiny-lm-small.onnx").read_bytes()
+    deployed.set_release("1.1.8", "/tiny-lm/1.1.8/model.onnx", data)
+    text = deployed.blueprints.read_text()
+    slow = text.replace("min_tokens_per_s: 1\n", "min_tokens_per_s: 100000000\n", 1)
+    assert slow != text, text
+    deployed.blueprints.write_text(slow)
+    try:
+        code, out = deployed.apply_json()
+    finally:
+        deployed.baseline()
+    assert code == 1
+    message = failed_message(out, deployed, status="rolled_back")
+    assert "below the minimum of 100000000" in message, message
+    assert_healthy_kept(deployed, before)
+
+
 def test_an_unreachable_host_in_a_zero_failure_stage_halts(deployed: Fleet) -> None:
     name = next(
         f"sim-lost-{i:02d}"
@@ -349,3 +502,87 @@ def test_a_second_concurrent_apply_refuses(deployed: Fleet) -> None:
         code, _, err = deployed.bp("apply")
     assert code == 1  # a refusal (SPEC §4)
     assert "another bp apply is running" in err
+
+
+# ---------------------------------------------------------------- the controller dies
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_the_controller_dying_after_the_switch_leaves_a_working_current(deployed: Fleet) -> None:
+    """SIGKILL to the ansible-playbook process group (and bp apply) right after the canary
+    switched: the device still has a working `current`, and the next apply completes it."""
+    first = canary(deployed)
+    before = {h: deployed.current(h) for h in deployed.hosts}
+    data = (DATA / "tiny-lm-small.onnx").read_bytes()
+    deployed.set_release("9.0.0", "/tiny-lm/9.0.0/model.onnx", data)
+    argv = [str(Path(sys.executable).parent / "bp"), "apply", "--format", "json",
+            "--blueprints", str(deployed.root / "blueprints"), "-i", str(deployed.inventory),
+            "--state-dir", str(deployed.root / ".bp")]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    killed_at = None
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            if deployed.current(first) == "9.0.0-fp32-onnx":
+                killed_at = deployed.current(first)
+                break
+            time.sleep(0.005)
+        assert killed_at is not None, "the canary never switched"
+        playbooks = [p for p in _descendants(proc.pid) if "ansible-playbook" in _cmdline(p)]
+        groups = {os.getpgid(p) for p in playbooks}
+        assert groups, "no ansible-playbook process found"
+        for group in groups:
+            os.killpg(group, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(60)
+    # what the device holds now: `current` resolves to a complete release
+    for host in deployed.hosts:
+        current = deployed.current(host)
+        assert current in (before[host], "9.0.0-fp32-onnx"), current
+        state = deployed.state(host)
+        model = deployed.bp_root(host) / "models" / "assistant" / "current" / state["filename"]
+        assert model.is_file() and _sha(model.read_bytes()) == state["sha256"]
+    assert deployed.current(first) == "9.0.0-fp32-onnx"
+    for host in deployed.hosts:
+        if host != first:
+            assert deployed.current(host) == before[host]  # the canary's stage never ended
+
+    # the next apply finds the unconfirmed switch (or the confirmed one) and completes the rollout
+    code, out = deployed.apply_json()
+    assert code == 0, out
+    for host in deployed.hosts:
+        assert deployed.current(host) == "9.0.0-fp32-onnx"
+        health = deployed.state(host)["health"]
+        assert health["ok"] is True and health["status"] == "ok"
+        assert not switch_record(deployed, host).exists()
+    deployed.baseline()

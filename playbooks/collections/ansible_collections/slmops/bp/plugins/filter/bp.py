@@ -8,6 +8,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
+import json
+import os
 import re
 import socket
 import threading
@@ -174,6 +176,68 @@ def bp_stage_gate(batch, hosts_all, stages, max_failures):
             "max_failures": max_failures, "message": message if halt else ""}
 
 
+_CONTENT_DIGEST = []
+
+
+def _content_digest():
+    """Digest of the deploy role's templates and derived values: what the configuration files and
+    the state record of a release are made from, besides the plan's data."""
+    if not _CONTENT_DIGEST:
+        role = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            "roles", "deploy")
+        digest = hashlib.sha256()
+        for sub in ("defaults", "templates"):
+            base = os.path.join(role, sub)
+            for name in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+                digest.update(("%s/%s\0" % (sub, name)).encode("utf-8"))
+                with open(os.path.join(base, name), "rb") as handle:
+                    digest.update(handle.read())
+        _CONTENT_DIGEST.append(digest.hexdigest())
+    return _CONTENT_DIGEST[0]
+
+
+def _plain(value):
+    """Plan data as plain JSON types (the vars arrive as Ansible's own str/dict/list subclasses)."""
+    if isinstance(value, dict):
+        return dict((str(k), _plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (int, float)):
+        return value
+    return str(value)
+
+
+def bp_probe_spec(assign, deployments, root, service_manager="systemd"):
+    """The resolved desired state of every deployment a host has, for slmops.bp.bp_probe.
+
+    ``assign``: the host's ``bp_assign`` (deployment -> {combo, stage}); ``deployments``:
+    ``bp_deployments``; ``root``: the host's bp_root. ``desired`` digests everything the deploy
+    of that host applies: the resolved deployment (release, artifact, runtime and install spec,
+    policy, parameters, health settings, keep), the device paths, the service manager and the
+    deploy role's templates.
+    """
+    specs = []
+    for name in sorted(assign or {}):
+        try:
+            combo = _plain(deployments[name][assign[name]["combo"]])
+        except (KeyError, TypeError):
+            raise AnsibleFilterError("bp_probe_spec: no resolved data for deployment %r" % (name,))
+        runtime = combo.get("runtime") or {}
+        canon = json.dumps({"d": combo, "root": str(root), "service_manager": str(service_manager),
+                            "content": _content_digest()}, sort_keys=True, separators=(",", ":"))
+        specs.append({
+            "deployment": name,
+            "release": "%s-%s" % (combo.get("version"), combo.get("variant")),
+            "filename": (combo.get("artifact") or {}).get("filename"),
+            "sha256": (combo.get("artifact") or {}).get("sha256"),
+            "desired": "sha256:" + hashlib.sha256(canon.encode("utf-8")).hexdigest(),
+            "runtime_dir": "%s/runtimes/%s-%s" % (root, runtime.get("name"), runtime.get("version")),
+            "runtime": {"name": runtime.get("name"), "engine": runtime.get("engine"),
+                        "version": runtime.get("version"), "install": runtime.get("install") or {}},
+        })
+    return specs
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -186,4 +250,5 @@ class FilterModule(object):
             "bp_egress_ips": bp_egress_ips,
             "bp_service_user": bp_service_user,
             "bp_stage_gate": bp_stage_gate,
+            "bp_probe_spec": bp_probe_spec,
         }

@@ -229,3 +229,21 @@ def remove_quietly(path):
         os.unlink(path)
     except OSError:
         pass
+
+
+_ERROR_RE = re.compile(r"(error|exception|fatal|failed|cannot|could not|not found|no such|denied|invalid)",
+                       re.IGNORECASE)
+_NOISE_RE = re.compile(r"^\s*(warning|\[notice\]|notice:|deprecat|hint:)", re.IGNORECASE)
+
+
+def error_line(text, limit=500):
+    """The line of a command's output that says what went wrong: the last line that reads like an
+    error (pip's ``ERROR: No matching distribution ...``), else the last line that is not a warning
+    or notice, else the last line. Warnings printed after the error never hide it."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    meaningful = [line for line in lines if not _NOISE_RE.match(line)]
+    errors = [line for line in meaningful if _ERROR_RE.search(line)]
+    picked = (errors or meaningful or lines)[-1]
+    return picked[:limit]

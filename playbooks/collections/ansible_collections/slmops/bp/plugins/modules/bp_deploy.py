@@ -21,6 +21,10 @@ description:
     directories beyond O(keep). With nothing to do it reports C(changed=false).
   - The switch is the last change it makes before the health check, so a run that is stopped
     earlier leaves the device on its old release.
+  - Before it changes what the device runs (another release, or the configuration of the same
+    release) it records what ran before in C(<root>/models/<deployment>/.bp-switch.json); the
+    health check removes that record once the new release passed. A failed run rolls back with
+    O(undo_switch) from that record only, so a run that switched nothing never touches C(current).
   - With O(state=rollback) it switches back to the newest kept earlier release (restoring that
     release's configuration files and policy evidence), records the abandoned one under
     C(rolled_back_from) and restarts the service when O(service_manager=systemd). With nothing to
@@ -111,6 +115,20 @@ options:
       - For O(state=rollback) after a failed deploy, the release (C(<version>-<variant>)) the failed
         run switched to. When C(current) is something else (the run failed before switching),
         nothing is rolled back and C(changed=false).
+    type: str
+  undo_switch:
+    description:
+      - For O(state=rollback) in the rescue of a failed deploy. Undo only what the pending-switch
+        record C(<root>/models/<deployment>/.bp-switch.json) says an unconfirmed run changed
+        (written before the switch, removed once the release passed its health check), restoring
+        exactly the release, configuration files, policy evidence and state that ran before.
+        Without such a record naming the current release nothing is touched (C(changed=false)).
+    type: bool
+    default: false
+  desired:
+    description:
+      - Digest of the resolved desired state of this deployment on this host, recorded in the
+        state file so that M(slmops.bp.bp_probe) can tell a host that needs no work.
     type: str
 attributes:
   check_mode:
@@ -203,6 +221,10 @@ from ansible_collections.slmops.bp.plugins.module_utils.bp_files import (
 )
 
 RELEASE_FILE = ".bp-release.json"
+# The pending-switch record: written (atomically, fsynced) before a run changes what the device
+# runs, removed once the new release passed its health check. While it exists and names the
+# release `current` points at, that release is unconfirmed and `from` is what ran before.
+SWITCH_FILE = ".bp-switch.json"
 PENDING = {"ok": False, "status": "pending", "checked_at": None, "latency_ms": None, "tokens_per_s": None}
 HEALTH_KEYS = ("deployment", "model", "version", "variant", "sha256", "filename", "release", "runtime",
                "params", "port", "accelerator")
@@ -218,6 +240,7 @@ class Paths(object):
         self.state_dir = os.path.join(root, "state")
         self.state = os.path.join(self.state_dir, deployment + ".json")
         self.policy = os.path.join(self.state_dir, deployment + ".policy.json")
+        self.switch = os.path.join(self.dep, SWITCH_FILE)
 
     def release_dir(self, key):
         return os.path.join(self.dep, key)
@@ -334,6 +357,38 @@ def service_ensure_running(module, unit):
     return True
 
 
+def pending_switch(paths, cur):
+    """The pending-switch record when it names the release ``current`` points at, else None."""
+    record = read_json(paths.switch)
+    if record and "to" in record and record.get("to") == cur:
+        return record
+    return None
+
+
+def record_switch(paths, cur, key, state):
+    """Write down, before anything changes, what the device runs now so that a failure of this
+    run (or of an earlier run that never confirmed its release) can restore exactly that."""
+    earlier = pending_switch(paths, cur) if cur else None
+    confirmed = state.get("release") == cur and bool((state.get("health") or {}).get("ok"))
+    if earlier is not None and not confirmed:
+        # the release running now was never confirmed: going back means going back further
+        record = dict(earlier, to=key, at=utc_now())
+    else:
+        info = read_json(os.path.join(paths.release_dir(cur), RELEASE_FILE)) if cur else {}
+        record = {"from": cur, "to": key, "at": utc_now(), "state": state if cur else {},
+                  "release_info": info, "policy": read_json(paths.policy) if cur else {}}
+    if not os.path.isdir(paths.dep):
+        os.makedirs(paths.dep, 0o750)
+    atomic_write(paths.switch, dump_json(record), 0o640)
+    fsync_dir(paths.dep)
+
+
+def clear_switch(paths):
+    if os.path.lexists(paths.switch):
+        os.unlink(paths.switch)
+        fsync_dir(paths.dep)
+
+
 def prune(paths, keep_keys, check_mode):
     removed = []
     if not os.path.isdir(paths.dep):
@@ -367,6 +422,23 @@ def present(module, p):
         raise BpError("release %s is not staged: %s %s" % (
             key, artifact, "is missing" if actual is None else "has sha256 %s, expected %s" % (actual, sha)))
 
+    state = read_json(paths.state)
+    cur = read_current(paths)
+    if (cur and cur != key and state.get("model") == p["model"] and not p["allow_downgrade"]
+            and is_downgrade(state.get("version"), p["version"])):
+        raise BpError("refusing to downgrade %s from %s to %s (bp apply --allow-downgrade allows it)"
+                      % (p["model"], state.get("version"), p["version"]))
+    release = dict(p["record"] or {})
+    release.update(deployment=deployment, model=p["model"], version=p["version"], variant=p["variant"],
+                   sha256=sha, filename=p["filename"], release=key)
+    if p.get("desired"):
+        release["desired"] = p["desired"]
+    # what the health check depends on; other record fields (labels, uri, ...) are bookkeeping
+    behaviour_changed = any(state.get(k) != release.get(k) for k in HEALTH_KEYS)
+    files_differ = any(read_bytes(f["path"]) != f["content"].encode("utf-8") for f in p["files"])
+    if not check and (cur != key or behaviour_changed or files_differ):
+        record_switch(paths, cur, key, state)
+
     changed = False
     changed |= ensure_dir(paths.dep, 0o750, -1, gid, check)
     changed |= ensure_dir(paths.data, 0o750, uid, gid, check)
@@ -378,18 +450,6 @@ def present(module, p):
         evidence = dump_json(policy_evidence(deployment, p["policy"]))
         add_diff(diffs, paths.policy, evidence.decode("utf-8"))
         changed |= atomic_write(paths.policy, evidence, 0o640, -1, gid, check)
-
-    state = read_json(paths.state)
-    cur = read_current(paths)
-    if (cur and cur != key and state.get("model") == p["model"] and not p["allow_downgrade"]
-            and is_downgrade(state.get("version"), p["version"])):
-        raise BpError("refusing to downgrade %s from %s to %s (bp apply --allow-downgrade allows it)"
-                      % (p["model"], state.get("version"), p["version"]))
-    release = dict(p["record"] or {})
-    release.update(deployment=deployment, model=p["model"], version=p["version"], variant=p["variant"],
-                   sha256=sha, filename=p["filename"], release=key)
-    # what the health check depends on; other record fields (labels, uri, ...) are bookkeeping
-    behaviour_changed = any(state.get(k) != release.get(k) for k in HEALTH_KEYS)
     health = state.get("health") if isinstance(state.get("health"), dict) else dict(PENDING)
     health_ok = bool(health.get("ok")) and not behaviour_changed and not files_changed
     switching = cur != key
@@ -429,6 +489,8 @@ def present(module, p):
             atomic_write(paths.state, dump_json(new_state), 0o640, -1, gid)
     removed = prune(paths, set([key] + [e["release"] for e in kept]), check)
     changed |= bool(removed)
+    if health_ok and not check:
+        clear_switch(paths)  # nothing unconfirmed: the release runs healthy as recorded
 
     if p["service_manager"] == "systemd" and not check:
         unit = "bp-%s.service" % deployment
@@ -457,6 +519,8 @@ def rollback(module, p):
     result = {"changed": False, "switched": False, "current": cur, "rolled_back": False, "needs_health": False,
               "health_ok": bool((state.get("health") or {}).get("ok")), "release": snapshot(state),
               "previous": state.get("previous") or [], "state_path": paths.state}
+    if p.get("undo_switch"):
+        return undo(module, p, paths, state, cur, result)
     if p.get("expect_current") and cur != p["expect_current"]:
         result["msg"] = "current is %s, not %s: nothing to roll back" % (cur, p["expect_current"])
         return result
@@ -482,12 +546,13 @@ def rollback(module, p):
         # nothing to go back to: never leave `current` pointing at a broken release
         new_state = dict(state)
         health = dict(state.get("health") or PENDING)
-        health["ok"] = False
+        health.update(ok=False, status="failed")
         new_state.update(health=health, current=None, rolled_back_from=failed)
         result.update(switched=cur is not None, current=None, health_ok=False,
                       msg="no earlier release kept; current removed")
         if not check:
             remove_link(paths)
+            clear_switch(paths)
             if os.path.isdir(paths.state_dir):
                 atomic_write(paths.state, dump_json(new_state), 0o640, -1, gid)
             if p["service_manager"] == "systemd":
@@ -509,11 +574,84 @@ def rollback(module, p):
             atomic_write(paths.policy, dump_json(policy_evidence(deployment, info["policy"])), 0o640, -1, gid)
         switch_link(paths, rkey)
         atomic_write(paths.state, dump_json(new_state), 0o640, -1, gid)
+        clear_switch(paths)
         if p["service_manager"] == "systemd":
             service_restart(module, "bp-%s.service" % deployment, None, bool(files))
     result.update(switched=True, current=rkey, rolled_back=True, release=snapshot(new_state), previous=rest,
                   health_ok=bool(new_state["health"].get("ok")), needs_health=True,
                   msg="rolled back from %s to %s" % (cur, rkey))
+    return result
+
+
+def undo(module, p, paths, state, cur, result):
+    """Undo what an unconfirmed run changed, as its pending-switch record says; nothing else.
+
+    No record naming ``current``: this run switched nothing, the device keeps what it runs.
+    A record ``from`` null (the first release on this device): ``current`` is removed, the state
+    says failed. Otherwise the release, configuration files, policy evidence and state that ran
+    before are restored (the same release when only its configuration had changed).
+    """
+    deployment = p["deployment"]
+    check = module.check_mode
+    _uid, gid = resolve_ids(p.get("owner"), p.get("group"))
+    record = pending_switch(paths, cur) if cur else None
+    if record is None:
+        result["msg"] = "this run switched nothing; %s stays on %s" % (deployment, cur or "no release")
+        return result
+    failed = dict(snapshot(state), release=cur, at=utc_now())
+    frm = record.get("from")
+    old = dict(record.get("state") or {})
+    info = record.get("release_info") or (read_json(os.path.join(paths.release_dir(frm), RELEASE_FILE))
+                                          if frm else {})
+    rel = old or info.get("release") or {}
+    fname, sha = rel.get("filename"), rel.get("sha256")
+    usable = bool(frm and fname and sha
+                  and verify_file(os.path.join(paths.release_dir(frm), fname), sha, check_mode=check)[0])
+    result["changed"] = True
+    if not usable:
+        # the first release on this device (or the earlier one is gone): never leave `current`
+        # pointing at a release that failed
+        new_state = dict(state)
+        new_state.update(health=dict(state.get("health") or PENDING, ok=False, status="failed"),
+                         current=None, rolled_back_from=failed)
+        result.update(switched=True, current=None, health_ok=False,
+                      msg="no earlier release to go back to; current removed")
+        if not check:
+            remove_link(paths)
+            if os.path.isdir(paths.state_dir):
+                atomic_write(paths.state, dump_json(new_state), 0o640, -1, gid)
+            clear_switch(paths)
+            if p["service_manager"] == "systemd":
+                systemctl = module.get_bin_path("systemctl", required=True)
+                module.run_command([systemctl, "stop", "bp-%s.service" % deployment])
+        return result
+
+    new_state = dict(old)
+    new_state["previous"] = [e for e in old.get("previous") or []
+                             if isinstance(e, dict) and e.get("release") not in (frm, cur)
+                             and os.path.isdir(paths.release_dir(e.get("release") or ""))]
+    new_state["rolled_back_from"] = failed
+    if not isinstance(new_state.get("health"), dict):
+        new_state["health"] = dict(PENDING)
+    files = info.get("files") or []
+    if not check:
+        uid = resolve_ids(p.get("owner"), p.get("group"))[0]
+        write_files(files, uid, gid, False)
+        if record.get("policy"):
+            atomic_write(paths.policy, dump_json(record["policy"]), 0o640, -1, gid)
+        if info:
+            atomic_write(os.path.join(paths.release_dir(frm), RELEASE_FILE), dump_json(info), 0o640, -1, gid)
+        if frm != cur:
+            switch_link(paths, frm)
+        atomic_write(paths.state, dump_json(new_state), 0o640, -1, gid)
+        clear_switch(paths)
+        if p["service_manager"] == "systemd":
+            service_restart(module, "bp-%s.service" % deployment, None, bool(files))
+    result.update(switched=frm != cur, current=frm, rolled_back=True, release=snapshot(new_state),
+                  previous=new_state["previous"], health_ok=bool(new_state["health"].get("ok")),
+                  needs_health=True,
+                  msg=("rolled back from %s to %s" % (cur, frm)) if frm != cur
+                  else "restored the configuration %s ran with before" % frm)
     return result
 
 
@@ -540,6 +678,8 @@ def main():
             group=dict(type="str"),
             service_manager=dict(type="str", default="systemd", choices=["systemd", "none"]),
             expect_current=dict(type="str"),
+            undo_switch=dict(type="bool", default=False),
+            desired=dict(type="str"),
             allow_downgrade=dict(type="bool", default=False),
         ),
         supports_check_mode=True,

@@ -80,6 +80,12 @@ options:
   release:
     description: The release (C(<version>-<variant>)) that O(state_path) must describe to be updated.
     type: str
+  confirm:
+    description:
+      - A pending-switch record (written by M(slmops.bp.bp_deploy) before it switched) to remove once
+        the check passed and O(state_path) describes O(release): the release is then confirmed, and a
+        later failure no longer rolls it back.
+    type: path
 attributes:
   check_mode:
     support: full
@@ -137,6 +143,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.slmops.bp.plugins.module_utils.bp_files import (
     atomic_write,
     dump_json,
+    error_line,
     read_json,
     utc_now,
 )
@@ -306,8 +313,9 @@ def llama_log_error(log):
     return None
 
 
-def tail(text, lines=8):
-    return " | ".join(text.strip().splitlines()[-lines:])[:2000]
+def tail(text):
+    """What went wrong, in one line: the command's last error line, not the warnings around it."""
+    return error_line(text, 2000)
 
 
 def judge(raw, min_tps):
@@ -353,6 +361,7 @@ def main():
             name=dict(type="str", default="bp-model"),
             state_path=dict(type="path"),
             release=dict(type="str"),
+            confirm=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -365,6 +374,8 @@ def main():
     changed = False
     if module.params.get("state_path"):
         changed = record(module.params["state_path"], module.params.get("release"), health)
+        if changed and health["ok"] and module.params.get("confirm") and os.path.exists(module.params["confirm"]):
+            os.unlink(module.params["confirm"])
     result = dict(changed=changed, ok=health["ok"], latency_ms=health["latency_ms"],
                   tokens_per_s=health["tokens_per_s"], checked_at=health["checked_at"], health=health,
                   elapsed_s=round(time.monotonic() - started, 3),
