@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slmops_bp.diagnostics import EnvironmentFailure
+from slmops_bp import interrupt
+from slmops_bp.diagnostics import EnvironmentFailure, Refused
 from slmops_bp.plan import Plan
 from slmops_bp.stages import allowed_failures
 
@@ -29,7 +30,7 @@ PLAY_PREFIXES = (PLAY_PREFIX, "Roll back ")
 
 @dataclass
 class HostResult:
-    status: str = "skipped"  # ok | failed | unreachable | rolled_back | skipped
+    status: str = "skipped"  # ok | failed | unreachable | rolled_back | skipped | interrupted
     changed: int = 0
     stage: int = 0
     deployment: str = ""
@@ -45,11 +46,13 @@ class Outcome:
     rc: int = 0
     runner_status: str = ""
     private_data_dir: str = ""
+    interrupted: str = ""  # the signal that stopped the run (SIGINT / SIGTERM)
 
     @property
     def ok(self) -> bool:
         return (
-            self.halted_at_stage is None
+            not self.interrupted
+            and self.halted_at_stage is None
             and all(r.status in ("ok", "skipped") for r in self.hosts.values())
             and self.rc == 0
         )
@@ -64,7 +67,15 @@ class Outcome:
             "halted_at_stage": self.halted_at_stage,
             "halted_deployment": self.halted_deployment,
             "halt_reason": self.halt_reason or None,
+            "interrupted": self.interrupted or None,
         }
+
+    @property
+    def word(self) -> str:
+        """The run's outcome in the history: ok | failed | halted | interrupted."""
+        if self.interrupted:
+            return "interrupted"
+        return "ok" if self.ok else ("halted" if self.halted_at_stage else "failed")
 
 
 @dataclass
@@ -157,7 +168,14 @@ def judge(plan: Plan, tracker: Tracker, rc: int, status: str) -> Outcome:
     return outcome
 
 
-_SEVERITY = {"skipped": 0, "ok": 1, "rolled_back": 2, "failed": 3, "unreachable": 4}
+_SEVERITY = {
+    "skipped": 0,
+    "ok": 1,
+    "interrupted": 2,
+    "rolled_back": 3,
+    "failed": 4,
+    "unreachable": 5,
+}
 
 
 def _set(result: HostResult, status: str, stage: int, dep: str, message: str) -> None:
@@ -179,7 +197,7 @@ def exclusive(state_dir: Path) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise EnvironmentFailure(
+            raise Refused(
                 f"another bp apply is running on this blueprint repository ({holder}); "
                 f"wait for it to finish (lock: {path})"
             ) from None
@@ -205,8 +223,16 @@ def run_playbook(
     diff: bool = False,
     extravars: dict[str, Any] | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    stop: interrupt.Stop | None = None,
 ) -> tuple[int, str]:
-    """ansible-runner on the rendered tree; returns (rc, runner status)."""
+    """ansible-runner on the rendered tree; returns (rc, runner status).
+
+    SIGINT / SIGTERM terminate ansible-playbook, its workers and the modules they
+    run (SIGKILL after a grace period, see :mod:`slmops_bp.interrupt`); nothing
+    returns before none of them is left.  With ``stop`` the caller handles the
+    interrupt (the status is then ``interrupted``); without, it is raised as
+    :class:`~slmops_bp.interrupt.Interrupted`.
+    """
     try:
         import ansible_runner
     except ImportError as exc:  # pragma: no cover - packaging problem
@@ -223,8 +249,45 @@ def run_playbook(
         return False  # do not keep event files: we already folded the event
 
     bin_dir = str(Path(ansible_playbook()).parent)
+    token = interrupt.new_token()
+    own = stop is None  # nobody handles the interrupt for us: raise it once the run is gone
+    with contextlib.ExitStack() as stack:
+        if stop is None:
+            stop = stack.enter_context(interrupt.deferred())
+        if stop.requested:  # stopped before Ansible started: start nothing
+            return 0, "interrupted"
+        stack.enter_context(interrupt.children(stop, token))
+        rc, status = _run_runner(ansible_runner, private_data_dir, playbook, inventories, limit,
+                                 cmdline, extravars, handler, bin_dir, token, stop)  # fmt: skip
+    if stop.requested and own and stop.signum is not None:
+        raise interrupt.Interrupted(stop.signum)
+    if stop.requested:
+        return rc, "interrupted"
+    if rc == 127 or (status == "error" and rc != 0 and rc not in (1, 2, 4, 8)):
+        raise EnvironmentFailure(f"ansible-playbook could not run (rc {rc}, {status})")
+    return rc, status
+
+
+def _run_runner(
+    ansible_runner: Any,
+    private_data_dir: Path,
+    playbook: str,
+    inventories: Sequence[str],
+    limit: str | None,
+    cmdline: list[str],
+    extravars: dict[str, Any] | None,
+    handler: Callable[[dict[str, Any]], bool],
+    bin_dir: str,
+    token: str,
+    stop: interrupt.Stop,
+) -> tuple[int, str]:
+    # cancel_callback: ansible-runner kills ansible-playbook's process group (SIGKILL) when
+    # it returns True; that is the fallback once the grace period after SIGTERM is over
+    # (or at once where the run's processes cannot be found by their mark).
+    no_proc = not Path("/proc").is_dir()
     runner = ansible_runner.run(
-        envvars={"PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")},
+        envvars={"PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), interrupt.MARK: token},
+        cancel_callback=lambda: stop.overdue() or (no_proc and stop.requested),
         private_data_dir=str(private_data_dir),
         playbook=playbook,
         inventory=list(inventories),
@@ -235,10 +298,7 @@ def run_playbook(
         quiet=True,
         rotate_artifacts=1,
     )
-    rc = int(runner.rc or 0)
-    if rc == 127 or (runner.status == "error" and rc != 0 and rc not in (1, 2, 4, 8)):
-        raise EnvironmentFailure(f"ansible-playbook could not run (rc {rc}, {runner.status})")
-    return rc, str(runner.status)
+    return int(runner.rc or 0), str(runner.status)
 
 
 def ansible_playbook() -> str:

@@ -48,20 +48,37 @@ def _format_option(*choices: str) -> Callable[[Any], Any]:
     )
 
 
+EXIT_CODES_HELP = """\b
+Exit status:
+  0    success (warnings allowed)
+  1    findings, failed or rolled-back hosts, a halted rollout, or a refusal
+       (another apply holds the lock, a downgrade, a plan that differs from bp.lock)
+  2    usage or environment error (bad option, missing tool, unusable path)
+  130  interrupted (SIGINT / SIGTERM): the run was stopped with every process it
+       started, and recorded in the history as interrupted"""
+
+
 class BpGroup(click.Group):
-    """Turns environment failures into one line on stderr and exit status 2."""
+    """Turns environment failures into one line on stderr and exit status 2, refusals into 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from slmops_bp.diagnostics import EnvironmentFailure, UsageFailure
+        from slmops_bp.diagnostics import EnvironmentFailure, Refused, UsageFailure
 
         try:
             return super().invoke(ctx)
         except (EnvironmentFailure, UsageFailure) as exc:
             click.echo(f"bp: error: {exc}", err=True)
             ctx.exit(EXIT_USAGE)
+        except Refused as exc:
+            click.echo(f"bp: error: {exc}", err=True)
+            ctx.exit(EXIT_FINDINGS)
 
 
-@click.group(cls=BpGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=BpGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=EXIT_CODES_HELP,
+)
 @click.version_option(__version__, prog_name="bp")
 def cli() -> None:
     """slmops-bp: small language models on fleets of mixed edge hardware.
@@ -306,25 +323,40 @@ def rollback(
 
 
 def main() -> None:
-    """Entry point: one top-level handler for environment failures (exit 2)."""
-    from slmops_bp.diagnostics import EnvironmentFailure, UsageFailure
+    """Entry point: one top-level handler; the exit status follows ``EXIT_CODES_HELP``."""
+    sys.exit(_main())
 
+
+def _main() -> int:
+    from slmops_bp.diagnostics import EnvironmentFailure, Refused, UsageFailure
+    from slmops_bp.interrupt import EXIT_INTERRUPTED, Interrupted, install
+
+    install()  # SIGINT / SIGTERM → 130, with the run and its children stopped first
     try:
-        cli.main(standalone_mode=False)
+        # standalone_mode=False: click returns ctx.exit()'s code instead of exiting
+        rv = cli.main(standalone_mode=False)
+    except SystemExit as exc:  # a command's sys.exit(code)
+        return _code(exc.code)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
-        sys.exit(EXIT_USAGE)
-    except click.exceptions.Abort:
-        sys.stderr.write("bp: aborted\n")
-        sys.exit(130)
+        return EXIT_USAGE
+    except click.exceptions.Abort as exc:  # click's wrapper of KeyboardInterrupt
+        cause = exc.__context__
+        name = f" ({cause})" if isinstance(cause, Interrupted) else ""
+        sys.stderr.write(f"bp: interrupted{name}\n")
+        return EXIT_INTERRUPTED
+    except Refused as exc:
+        sys.stderr.write(f"bp: error: {exc}\n")
+        return EXIT_FINDINGS
     except (EnvironmentFailure, UsageFailure, OSError) as exc:
         sys.stderr.write(f"bp: error: {exc}\n")
-        sys.exit(EXIT_USAGE)
-    except KeyboardInterrupt:
-        sys.stderr.write("bp: interrupted\n")
-        sys.exit(130)
+        return EXIT_USAGE
+    except KeyboardInterrupt as exc:
+        name = f" ({exc})" if isinstance(exc, Interrupted) else ""
+        sys.stderr.write(f"bp: interrupted{name}\n")
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: say so in one line, the traceback only on request
         if os.environ.get("BP_DEBUG"):
             raise
@@ -332,7 +364,18 @@ def main() -> None:
             f"bp: internal error: {type(exc).__name__}: {exc} "
             "(set BP_DEBUG=1 for the traceback and please report it)\n"
         )
-        sys.exit(EXIT_USAGE)
+        return EXIT_USAGE
+    return _code(rv)
+
+
+def _code(value: object) -> int:
+    """An exit status from a command's return or ``sys.exit`` value (None means success)."""
+    if value is None:
+        return EXIT_OK
+    if isinstance(value, int):
+        return value
+    sys.stderr.write(f"bp: error: {value}\n")
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

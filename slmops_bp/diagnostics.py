@@ -124,6 +124,10 @@ class UsageFailure(Exception):
     """The command line is wrong in a way click cannot see (exit status 2)."""
 
 
+class Refused(Exception):
+    """bp declines to act (another apply holds the lock): one line on stderr, exit status 1."""
+
+
 def did_you_mean(word: str, options: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest option, or an empty string."""
     import difflib

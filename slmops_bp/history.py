@@ -1,4 +1,10 @@
-"""The local audit log: every ``bp apply`` / ``bp rollback`` in an SQLite file."""
+"""The local audit log: every ``bp apply`` / ``bp rollback`` in an SQLite file.
+
+:func:`check` opens the database before a run changes anything (a path that is not
+a bp history database is an environment error then, not after the rollout); each
+run is one transaction, written whatever the outcome (``ok``, ``failed``,
+``halted``, ``interrupted``, ``error``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from slmops_bp.diagnostics import EnvironmentFailure
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -70,10 +78,50 @@ def git_revision(path: Path) -> str | None:
     return rev + ("-dirty" if dirty else "")
 
 
+COLUMNS = {
+    "runs": {"id", "started_at", "finished_at", "command", "revision", "plan_digest", "outcome",
+             "halted_at_stage", "halt_reason", "user"},
+    "host_results": {"run_id", "host", "status", "changed", "stage", "assignments"},
+}  # fmt: skip
+
+
+def check(db: Path) -> None:
+    """Open (creating it if needed) and verify the database; EnvironmentFailure if unusable."""
+    with closing(_connect(db)):
+        pass
+
+
 def _connect(db: Path) -> sqlite3.Connection:
-    db.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(db), timeout=30)
-    conn.executescript(SCHEMA)
+    try:
+        if db.exists() and not db.is_file():
+            raise EnvironmentFailure(f"history database {db} is not a file")
+        db.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(db), timeout=30)
+    except OSError as exc:
+        raise EnvironmentFailure(f"cannot open the history database {db}: {exc}") from None
+    except sqlite3.Error as exc:
+        raise EnvironmentFailure(f"cannot open the history database {db}: {exc}") from None
+    try:
+        listed = conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        tables = {row[0] for row in listed}
+        if tables and "runs" not in tables:
+            raise EnvironmentFailure(
+                f"{db} is not a bp history database (it holds {', '.join(sorted(tables)[:5])})"
+            )
+        conn.executescript(SCHEMA)
+        for table, wanted in COLUMNS.items():
+            have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if not wanted <= have:
+                raise EnvironmentFailure(
+                    f"{db} is not a bp history database (table '{table}' lacks "
+                    f"{', '.join(sorted(wanted - have))})"
+                )
+    except sqlite3.Error as exc:
+        conn.close()
+        raise EnvironmentFailure(f"{db} is not a usable bp history database: {exc}") from None
+    except EnvironmentFailure:
+        conn.close()
+        raise
     return conn
 
 
@@ -91,7 +139,30 @@ def record(
     user: str | None,
     hosts: Mapping[str, Mapping[str, Any]],
 ) -> int:
-    with closing(_connect(db)) as conn, conn:
+    with closing(_connect(db)) as conn:
+        try:
+            return _insert(conn, started_at, finished_at, command, revision, plan_digest,
+                           outcome, halted_at_stage, halt_reason, user, hosts)  # fmt: skip
+        except sqlite3.Error as exc:
+            raise EnvironmentFailure(f"cannot record the run in {db}: {exc}") from None
+
+
+def _insert(
+    conn: sqlite3.Connection,
+    started_at: str,
+    finished_at: str,
+    command: str,
+    revision: str | None,
+    plan_digest: str,
+    outcome: str,
+    halted_at_stage: int | None,
+    halt_reason: str | None,
+    user: str | None,
+    hosts: Mapping[str, Mapping[str, Any]],
+) -> int:
+    """The run and its hosts in one transaction: all of it is recorded, or nothing."""
+    with conn:
+        conn.execute("BEGIN IMMEDIATE")
         cur = conn.execute(
             "INSERT INTO runs (started_at, finished_at, command, revision, plan_digest, outcome,"
             " halted_at_stage, halt_reason, user) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -112,7 +183,7 @@ def record(
 
 
 def runs(db: Path, limit: int = 20) -> Iterator[Run]:
-    if not db.is_file():
+    if not db.exists():
         return
     with closing(_connect(db)) as conn:
         rows = conn.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import json
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from slmops_bp import report
+from slmops_bp import history, interrupt, report
 from slmops_bp.apply import Outcome, Tracker, exclusive, judge, run_playbook
 from slmops_bp.commands.plan import check_lock
 from slmops_bp.diagnostics import EnvironmentFailure, sort_unique
@@ -76,19 +77,34 @@ def run(opts: Options) -> int:
         return 1
     plan = planned.plan
     state_dir = Path(opts.state_dir)
-    with exclusive(state_dir):
-        outcome = _apply(plan, opts, state_dir)
-    if opts.fmt == "json":
-        json.dump(outcome.as_json(), out, indent=2)
-        out.write("\n")
-    else:
-        write_table(outcome, plan)
-    prune_runs(state_dir)
+    db = history_db(opts, state_dir)
+    history.check(db)  # a bad path fails here, before anything changes
+    with interrupt.deferred() as stop:
+        with exclusive(state_dir):
+            outcome = _apply(plan, opts, state_dir, db, stop)
+        if opts.fmt == "json":
+            json.dump(outcome.as_json(), out, indent=2)
+            out.write("\n")
+        else:
+            write_table(outcome, plan)
+        prune_runs(state_dir)
+    return exit_code(outcome)
+
+
+def exit_code(outcome: Outcome) -> int:
+    """130 interrupted (saying so on stderr), 1 failed hosts or a halt, 0 success."""
+    if outcome.interrupted:
+        sys.stderr.write(
+            f"bp: interrupted ({outcome.interrupted}): the run was stopped with every process it "
+            "started, and recorded as interrupted\n"
+        )
+        return interrupt.EXIT_INTERRUPTED
     return 0 if outcome.ok else 1
 
 
-def _apply(plan: Plan, opts: Options, state_dir: Path) -> Outcome:
+def _apply(plan: Plan, opts: Options, state_dir: Path, db: Path, stop: interrupt.Stop) -> Outcome:
     from slmops_bp.progress import Progress
+    from slmops_bp.recover import Reached, recover, settle
     from slmops_bp.render import render
 
     run_dir = fresh_run_dir(state_dir)
@@ -96,47 +112,66 @@ def _apply(plan: Plan, opts: Options, state_dir: Path) -> Outcome:
     inventories = [os.path.abspath(s) for s in opts.inventory]
     inventories.append(str((run_dir / "inventory" / "hosts.yml").absolute()))
     tracker = Tracker()
+    reached = Reached()
     started = _now()
-    with Progress(plan, enabled=opts.fmt == "text") as progress:
+    outcome: Outcome | None = None
+    try:
+        with Progress(plan, enabled=opts.fmt == "text") as progress:
 
-        def on_event(event: dict[str, Any]) -> None:
-            tracker.feed(event)
-            progress.update(tracker, event)
+            def on_event(event: dict[str, Any]) -> None:
+                tracker.feed(event)
+                reached.feed(event)
+                progress.update(tracker, event)
 
-        rc, status = run_playbook(
-            run_dir.absolute(),
-            "site.yml",
-            inventories,
-            limit=opts.limit,
-            check=opts.check,
-            diff=opts.diff,
-            extravars={"bp_allow_downgrade": opts.allow_downgrade, "bp_max_fail_percentage": 100},
-            on_event=on_event,
-        )
-    outcome = judge(plan, tracker, rc, status)
-    outcome.private_data_dir = str(run_dir)
-    if rc != 0 and not any(
-        r.status != "ok" and r.status != "skipped" for r in outcome.hosts.values()
-    ):
-        raise EnvironmentFailure(
-            f"ansible-playbook failed (rc {rc}) before any host failed; "
-            f"see {run_dir}/artifacts/*/stdout"
-        )
-    _record(plan, opts, state_dir, outcome, started)
+            rc, status = run_playbook(
+                run_dir.absolute(),
+                "site.yml",
+                inventories,
+                limit=opts.limit,
+                check=opts.check,
+                diff=opts.diff,
+                extravars={
+                    "bp_allow_downgrade": opts.allow_downgrade,
+                    "bp_max_fail_percentage": 100,
+                },
+                on_event=on_event,
+                stop=stop,
+            )
+        outcome = judge(plan, tracker, rc, status)
+        outcome.private_data_dir = str(run_dir)
+        if stop.requested:
+            outcome.interrupted = stop.name
+            sys.stderr.write(
+                f"bp: every process of the run has ended ({time.monotonic() - stop.at:.1f}s after "
+                f"{stop.name}); checking the hosts it touched\n"
+            )
+            after = {} if opts.check else recover(plan, run_dir, inventories, tracker.touched)
+            settle(outcome, plan, tracker.touched, reached, after)
+        elif rc != 0 and not any(
+            r.status != "ok" and r.status != "skipped" for r in outcome.hosts.values()
+        ):
+            raise EnvironmentFailure(
+                f"ansible-playbook failed (rc {rc}) before any host failed; "
+                f"see {run_dir}/artifacts/*/stdout"
+            )
+    except BaseException:
+        failed = outcome or judge(plan, tracker, -1, "error")
+        with contextlib.suppress(EnvironmentFailure):  # the first error is the one to show
+            _record(plan, opts, db, failed, started, word="error")
+        raise
+    _record(plan, opts, db, outcome, started)
     return outcome
 
 
 def _record(
     plan: Plan,
     opts: Options,
-    state_dir: Path,
+    db: Path,
     outcome: Outcome,
     started: str,
     command: str = "apply",
+    word: str | None = None,
 ) -> None:
-    from slmops_bp import history
-
-    db = Path(opts.history_db) if opts.history_db else history_path(state_dir)
     hosts = {
         name: {
             "status": r.status,
@@ -153,12 +188,17 @@ def _record(
         command=command + (" --check" if opts.check else ""),
         revision=history.git_revision(Path(opts.blueprints)),
         plan_digest=plan_digest(plan),
-        outcome="ok" if outcome.ok else ("halted" if outcome.halted_at_stage else "failed"),
+        outcome=word or outcome.word,
         halted_at_stage=outcome.halted_at_stage,
-        halt_reason=outcome.halt_reason or None,
+        halt_reason=outcome.halt_reason
+        or (f"interrupted by {outcome.interrupted}" if outcome.interrupted else None),
         user=_user(),
         hosts=hosts,
     )
+
+
+def history_db(opts: Options, state_dir: Path) -> Path:
+    return Path(opts.history_db) if opts.history_db else history_path(state_dir)
 
 
 def history_path(state_dir: Path) -> Path:
@@ -181,7 +221,7 @@ def write_table(outcome: Outcome, plan: Plan, title: str = "bp apply") -> None:
     for column in ("host", "status", "changed", "stage", "deployment", "message"):
         table.add_column(column, overflow="fold")
     colours = {"ok": "green", "failed": "red", "unreachable": "magenta",
-               "rolled_back": "yellow", "skipped": "dim"}  # fmt: skip
+               "rolled_back": "yellow", "skipped": "dim", "interrupted": "red"}  # fmt: skip
     for name, r in sorted(outcome.hosts.items()):
         table.add_row(
             name,
@@ -198,4 +238,6 @@ def write_table(outcome: Outcome, plan: Plan, title: str = "bp apply") -> None:
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     if outcome.halted_at_stage is not None:
         console.print(f"[red]halted:[/] {outcome.halt_reason}; later stages were not touched")
+    if outcome.interrupted:
+        console.print(f"[red]interrupted[/] by {outcome.interrupted}: no host is touched any more")
     console.print(f"{summary} (run dir {outcome.private_data_dir})")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import sys
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -25,8 +24,8 @@ def run(directory: str, host: str, port: int, quiet: bool) -> int:
         _QuietHandler if quiet else SimpleHTTPRequestHandler, directory=str(root)
     )
     with ThreadingHTTPServer((host, port), handler) as server:
-        sys.stderr.write(f"serving {root.absolute()} on http://{host}:{port}/ (Ctrl-C stops)\n")
+        bound = server.server_address[1]
+        sys.stderr.write(f"serving {root.absolute()} on http://{host}:{bound}/ (Ctrl-C stops)\n")
         sys.stderr.flush()
-        with contextlib.suppress(KeyboardInterrupt):
-            server.serve_forever()
+        server.serve_forever()  # until SIGINT / SIGTERM: exit status 130 like every command
     return 0

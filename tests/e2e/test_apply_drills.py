@@ -500,7 +500,7 @@ def test_template_injection_arrives_verbatim_and_nothing_runs(deployed: Fleet) -
 def test_a_second_concurrent_apply_refuses(deployed: Fleet) -> None:
     with exclusive(deployed.root / ".bp"):
         code, _, err = deployed.bp("apply")
-    assert code == 2
+    assert code == 1  # a refusal (SPEC §4)
     assert "another bp apply is running" in err
 
 
