@@ -135,6 +135,29 @@ def test_local_source_and_controller_drop(tmp_path: Path, float_model: bytes) ->
     assert not bad.exists() and not dest3.exists()
 
 
+def test_the_running_release_keeps_its_bytes(
+    tmp_path: Path, model_server: Any, float_model: bytes
+) -> None:
+    release = tmp_path / "models" / "dep" / "1.0.0-fp32"
+    dest = release / "model.onnx"
+    uri = model_server.put("/running.onnx", float_model)
+    other = float_model + b"another artifact"
+    other_uri = model_server.put("/other.onnx", other)
+    bp_artifact.stage(artifact_params(dest, uri, float_model), False)
+    (release.parent / "current").symlink_to(release.name)
+    with pytest.raises(BpError, match=r"runs artifact sha256 .* give the new artifact a new"):
+        bp_artifact.stage(artifact_params(dest, other_uri, other), False)
+    assert dest.read_bytes() == float_model
+    # damaged bytes of the running release are repaired from the artifact it was staged with
+    dest.write_bytes(b"damaged")
+    assert bp_artifact.stage(artifact_params(dest, uri, float_model), False)["fetched"] is True
+    assert dest.read_bytes() == float_model
+    # a release that does not run may be staged again with other bytes
+    (release.parent / "current").unlink()
+    assert bp_artifact.stage(artifact_params(dest, other_uri, other), False)["fetched"] is True
+    assert dest.read_bytes() == other
+
+
 def test_verified_state_only_reports(tmp_path: Path, float_model: bytes) -> None:
     dest = tmp_path / "m" / "model.onnx"
     params = artifact_params(dest, "", float_model, state="verified")

@@ -288,7 +288,7 @@ def test_a_runtime_that_cannot_be_installed_for_the_running_release_touches_noth
 
 def test_a_changed_artifact_uri_of_the_running_release(deployed: Fleet) -> None:
     """Same release, its URI moved: with the same sha256 nothing is fetched and nothing moves;
-    with another sha256 the failed download leaves the running file and release alone."""
+    with another sha256 the device refuses to replace the running release's bytes."""
     before = {h: str(deployed.current(h)) for h in deployed.hosts}
     text = BASELINE_TEXT[deployed.root]
     moved = "/tiny-lm/1.0.0/moved/tiny-lm-fp32.onnx"
@@ -303,15 +303,20 @@ def test_a_changed_artifact_uri_of_the_running_release(deployed: Fleet) -> None:
     assert deployed.server.hits[moved] == hits  # present and valid: not downloaded again
     assert_healthy_kept(deployed, before)
 
+    # other bytes under the same release id and file name, served fine: the running release keeps
+    # its bytes (another file name would be staged beside them, and undone when its check fails)
+    replaced = "/tiny-lm/1.0.0/replaced/tiny-lm-fp32.onnx"
+    deployed.server.put(replaced, b"other bytes")
     other = re.sub(r"sha256: [0-9a-f]{64}", f"sha256: {_sha(b'other bytes')}", text, count=1)
-    deployed.blueprints.write_text(other.replace(BASE_URI, "/tiny-lm/1.0.0/gone.onnx", 1))
+    deployed.blueprints.write_text(other.replace(BASE_URI, replaced, 1))
     try:
         code, out = deployed.apply_json()
     finally:
         deployed.baseline()
     assert code == 1
     message = failed_message(out, deployed)
-    assert "download of" in message and "HTTP 404" in message, message
+    assert "give the new artifact a new version" in message, message
+    assert deployed.server.hits[replaced] == 0
     assert_healthy_kept(deployed, before)
 
 

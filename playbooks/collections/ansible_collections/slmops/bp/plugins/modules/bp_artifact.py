@@ -153,9 +153,11 @@ from ansible_collections.slmops.bp.plugins.module_utils.bp_files import (
     check_filename,
     ensure_dir,
     fix_attrs,
+    read_json,
     remove_quietly,
     resolve_ids,
     sha256_file,
+    sidecar_path,
     verify_file,
     write_sidecar,
 )
@@ -199,6 +201,7 @@ def stage(params, check_mode):
         result.update(present=True, sha256=sha, size=os.path.getsize(dest))
         return result
 
+    refuse_to_replace_the_running_artifact(dest, sha)
     result["changed"] = True
     if check_mode:
         result["msg"] = "would fetch %s" % params["uri"]
@@ -232,6 +235,23 @@ def stage(params, check_mode):
     write_sidecar(dest, sha, uid, gid)
     result.update(present=True, fetched=True, sha256=sha, size=size, attempts=attempts)
     return result
+
+
+def refuse_to_replace_the_running_artifact(dest, sha):
+    """A release that runs keeps its bytes: another artifact under the same release id would change
+    the running model before any switch (and outlive a rollback). A file of the running release that
+    no longer matches the sha256 it was staged with (damaged, tampered) is repaired as usual."""
+    release_dir = os.path.dirname(dest)
+    current = os.path.join(os.path.dirname(release_dir), "current")
+    if not os.path.exists(dest) or os.path.realpath(current) != os.path.realpath(release_dir):
+        return
+    staged = read_json(sidecar_path(dest)).get("sha256")
+    if isinstance(staged, str) and SHA_RE.match(staged) and staged != sha:
+        raise BpError(
+            "release %s runs artifact sha256 %s; the plan gives sha256 %s for the same release: give the "
+            "new artifact a new version (the running model was left as it is)"
+            % (os.path.basename(release_dir), staged, sha)
+        )
 
 
 def drop_empty_release_dir(dest, check_mode):
