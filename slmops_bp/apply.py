@@ -24,6 +24,10 @@ from slmops_bp.plan import Plan
 from slmops_bp.stages import allowed_failures
 
 ROLLED_BACK_MARK = "slmops.bp rolled back"
+# The stage gate fails the playbook on the one healthy host that evaluates it (run_once): that is
+# the verdict on the batch (its failed hosts are counted by their own failures), not a failure of
+# the host that ran it.
+GATE_MARK = "slmops.bp stage gate"
 PLAY_PREFIX = "Deploy "
 PLAY_PREFIXES = (PLAY_PREFIX, "Roll back ")
 
@@ -119,6 +123,8 @@ class Tracker:
             "runner_on_skipped",
         ):
             self.touched.add(key)
+        if kind == "runner_on_failed" and GATE_MARK in str(data.get("task", "")):
+            return
         if kind == "runner_on_failed" and not data.get("ignore_errors"):
             msg = str(res.get("msg", "") or "")
             if ROLLED_BACK_MARK in msg or ROLLED_BACK_MARK in str(data.get("task", "")):
