@@ -83,7 +83,7 @@ options:
   confirm:
     description:
       - A pending-switch record (written by M(slmops.bp.bp_deploy) before it switched) to remove once
-        the check passed and O(state_path) describes O(release): the release is then confirmed, and a
+        the check passed and O(state_path) describes O(release); the release is then confirmed, and a
         later failure no longer rolls it back.
     type: path
 attributes:
