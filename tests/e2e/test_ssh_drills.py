@@ -140,6 +140,7 @@ def devices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devices]:
         # only the fp32 variant: every new version below replaces the one in use
         text = re.sub(r"\n    - name: small-onnx\n(?:      .*\n)+", "\n", text)
         (root / "blueprints" / "fleet.yaml").write_text(text)
+        (root / "blueprints" / "chat.yaml").unlink()  # llama.cpp: tests/e2e/test_llama_cpp.py
         ssh.start()  # fails (never skips) when sshd, sudo or root are missing
         fleet = Devices(root, server, ssh, text)
         fleet.write_inventory()
