@@ -20,13 +20,22 @@ from slmops_bp.diagnostics import EnvironmentFailure
 NAMESPACE = "slmops"
 NAME = "bp"
 FQCN = f"{NAMESPACE}.{NAME}"
+# where the collection sits below the content root and in a rendered project
+COLLECTION = Path("collections") / "ansible_collections" / NAMESPACE / NAME
 SOURCES = ("bundle", "galaxy")
 """``bundle``: a copy in the rendered project; ``galaxy``: the installed collection."""
 
 
-def source_dir() -> Path:
-    from slmops_bp.render import COLLECTION, content_root
+def content_root() -> Path:
+    """The shipped Ansible content (``playbooks/``), in a checkout or an installed wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_content", here.parent / "playbooks"):
+        if (candidate / "templates").is_dir():
+            return candidate
+    raise EnvironmentFailure("the Ansible content (playbooks/) is missing from this installation")
 
+
+def source_dir() -> Path:
     return content_root() / COLLECTION
 
 
