@@ -139,47 +139,31 @@ def record(
     user: str | None,
     hosts: Mapping[str, Mapping[str, Any]],
 ) -> int:
+    """The run and its hosts in one transaction: all of it is recorded, or nothing."""
     with closing(_connect(db)) as conn:
         try:
-            return _insert(conn, started_at, finished_at, command, revision, plan_digest,
-                           outcome, halted_at_stage, halt_reason, user, hosts)  # fmt: skip
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                cur = conn.execute(
+                    "INSERT INTO runs (started_at, finished_at, command, revision, plan_digest,"
+                    " outcome, halted_at_stage, halt_reason, user)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (started_at, finished_at, command, revision, plan_digest, outcome,
+                     halted_at_stage, halt_reason, user),
+                )  # fmt: skip
+                run_id = int(cur.lastrowid or 0)
+                conn.executemany(
+                    "INSERT INTO host_results (run_id, host, status, changed, stage, assignments)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (run_id, host, h["status"], h["changed"], h["stage"],
+                         json.dumps(h.get("assignments", []), sort_keys=True))
+                        for host, h in sorted(hosts.items())
+                    ],
+                )  # fmt: skip
+            return run_id
         except sqlite3.Error as exc:
             raise EnvironmentFailure(f"cannot record the run in {db}: {exc}") from None
-
-
-def _insert(
-    conn: sqlite3.Connection,
-    started_at: str,
-    finished_at: str,
-    command: str,
-    revision: str | None,
-    plan_digest: str,
-    outcome: str,
-    halted_at_stage: int | None,
-    halt_reason: str | None,
-    user: str | None,
-    hosts: Mapping[str, Mapping[str, Any]],
-) -> int:
-    """The run and its hosts in one transaction: all of it is recorded, or nothing."""
-    with conn:
-        conn.execute("BEGIN IMMEDIATE")
-        cur = conn.execute(
-            "INSERT INTO runs (started_at, finished_at, command, revision, plan_digest, outcome,"
-            " halted_at_stage, halt_reason, user) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (started_at, finished_at, command, revision, plan_digest, outcome,
-             halted_at_stage, halt_reason, user),
-        )  # fmt: skip
-        run_id = int(cur.lastrowid or 0)
-        conn.executemany(
-            "INSERT INTO host_results (run_id, host, status, changed, stage, assignments)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (run_id, host, h["status"], h["changed"], h["stage"],
-                 json.dumps(h.get("assignments", []), sort_keys=True))
-                for host, h in sorted(hosts.items())
-            ],
-        )  # fmt: skip
-    return run_id
 
 
 def runs(db: Path, limit: int = 20) -> Iterator[Run]:
