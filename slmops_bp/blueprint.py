@@ -18,7 +18,7 @@ from pydantic_core import ErrorDetails
 
 from slmops_bp import API_VERSION
 from slmops_bp.diagnostics import Diagnostic, Severity, did_you_mean, error, shown
-from slmops_bp.loader import Document
+from slmops_bp.load import Document
 from slmops_bp.model import (
     KINDS,
     DeploymentSpec,

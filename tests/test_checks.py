@@ -10,7 +10,7 @@ from pathlib import Path
 from slmops_bp.blueprint import BlueprintSet, parse_documents
 from slmops_bp.checks import CHECKS, DEPLOYMENT_CHECKS, run_checks
 from slmops_bp.diagnostics import Diagnostic
-from slmops_bp.loader import load_text
+from slmops_bp.load import load_text
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = (ROOT / "tests" / "fixtures" / "base" / "fleet.yaml").read_text(encoding="utf-8")
@@ -197,7 +197,7 @@ def _timed(bset: BlueprintSet) -> float:
 # ---------------------------------------------------------------- documentation
 
 CODE = re.compile(r"\bBP\d{3}\b")
-MODULES = ["loader.py", "blueprint.py", "selection.py", "overlays.py", "policy.py", "checks"]
+MODULES = ["load", "blueprint.py", "selection.py", "overlays.py", "policy.py", "checks"]
 
 
 def test_every_code_is_documented() -> None:

@@ -33,7 +33,7 @@ from slmops_bp import reference, schema
 from slmops_bp.blueprint import parse_documents
 from slmops_bp.checks import run_checks
 from slmops_bp.descriptions import DESCRIPTIONS
-from slmops_bp.loader import load_files, load_text
+from slmops_bp.load import load_files, load_text
 from slmops_bp.model import KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
