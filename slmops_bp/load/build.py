@@ -9,15 +9,15 @@ from typing import Any, Final
 
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from slmops_bp.diagnostics import Diagnostic, error
-from slmops_bp.load.document import Loc, _Pos
-from slmops_bp.load.limits import MAX_ALIASES, MAX_DEPTH, MAX_NODES, _too_deep
+from slmops_bp.diagnostics import Diagnostic, error, warning
+from slmops_bp.load.document import Document, Loc, Position
+from slmops_bp.load.limits import MAX_ALIASES, MAX_DEPTH, MAX_NODES, too_deep
 
 _STD: Final = "tag:yaml.org,2002:"
-_STR: Final = _STD + "str"
-_MAP: Final = _STD + "map"
-_SEQ: Final = _STD + "seq"
-_PLAIN: Final = "<plain>"  # tag the composer gets for untagged plain scalars; compared by identity
+STR: Final = _STD + "str"
+MAP: Final = _STD + "map"
+SEQ: Final = _STD + "seq"
+PLAIN: Final = "<plain>"  # tag the composer gets for untagged plain scalars; compared by identity
 _INVALID: Final[Any] = object()
 _ALLOWED_TAGS: Final = "!!str, !!int, !!float, !!bool, !!null, !!map, !!seq"
 _TOO_MANY_NODES: Final = (
@@ -25,6 +25,9 @@ _TOO_MANY_NODES: Final = (
 )
 
 # --- building values --------------------------------------------------------
+
+# Position(...) goes through a Python-level __new__; this is the per-value hot path
+_position: Final = tuple.__new__
 
 
 class _Abort(Exception):
@@ -35,7 +38,7 @@ class _Abort(Exception):
         self.diagnostic = diagnostic
 
 
-class _Builder:
+class Builder:
     """Builds plain values from one document's node graph, recording positions."""
 
     __slots__ = ("bang", "diags", "nodes", "path", "positions", "root", "source")
@@ -44,7 +47,7 @@ class _Builder:
         self.path = path
         self.source = source
         self.bang = bang  # the file may use the non-specific tag '!': look for it
-        self.positions: dict[Loc, _Pos] = {}
+        self.positions: dict[Loc, Position] = {}
         self.diags: list[Diagnostic] = []
         self.nodes = 0
         self.root: Node | None = None
@@ -68,19 +71,22 @@ class _Builder:
         line, col = mark.line + 1, mark.column + 1
         if type(node) is ScalarNode:
             end = node.end_mark.index
-            self.positions[loc] = (line, col, key_line or line, key_col or col, mark.index, end)
-            if node.tag is _PLAIN and not self.bang and not node.style:  # the common case
+            where = (line, col, key_line or line, key_col or col, mark.index, end)
+            self.positions[loc] = _position(Position, where)
+            if node.tag is PLAIN and not self.bang and not node.style:  # the common case
                 return _resolve_plain(node.value)
             return self._scalar(node)
-        self.positions[loc] = (line, col, key_line or line, key_col or col, -1, -1)
+        self.positions[loc] = _position(
+            Position, (line, col, key_line or line, key_col or col, -1, -1)
+        )
         if depth > MAX_DEPTH:
-            raise _Abort(_too_deep(self.path, line, col))
+            raise _Abort(too_deep(self.path, line, col))
         if type(node) is MappingNode:
-            if node.tag is not _MAP or self.bang:
-                self._check_collection_tag(node, _MAP)
+            if node.tag is not MAP or self.bang:
+                self._check_collection_tag(node, MAP)
             return self._mapping(node, loc, depth)
-        if node.tag is not _SEQ or self.bang:
-            self._check_collection_tag(node, _SEQ)
+        if node.tag is not SEQ or self.bang:
+            self._check_collection_tag(node, SEQ)
         return [self.build(item, (*loc, i), depth + 1, 0, 0) for i, item in enumerate(node.value)]
 
     def _mapping(self, node: Node, loc: Loc, depth: int) -> dict[str, Any]:
@@ -91,7 +97,7 @@ class _Builder:
                 continue
             sub = (*loc, key)
             if key in result:
-                first = self.positions[sub][2]
+                first = self.positions[sub].key_line
                 self.report(
                     "BP103", f"duplicate key {key!r} (first defined at line {first})", key_node
                 )
@@ -101,7 +107,7 @@ class _Builder:
         return result
 
     def _scalar(self, node: ScalarNode) -> Any:
-        if node.tag is _STR and not self._nonspecific(node):  # quoted, untagged
+        if node.tag is STR and not self._nonspecific(node):  # quoted, untagged
             return node.value
         if self._is_plain(node):
             return _resolve_plain(node.value)
@@ -109,9 +115,9 @@ class _Builder:
 
     def _key(self, node: Node) -> str | None:
         if type(node) is ScalarNode and not self.bang:  # the common cases
-            if node.tag is _STR:
+            if node.tag is STR:
                 return str(node.value)
-            if node.tag is _PLAIN and not node.style and node.value != "<<":
+            if node.tag is PLAIN and not node.style and node.value != "<<":
                 value = _resolve_plain(node.value)
                 if type(value) is str:
                     return value
@@ -143,7 +149,7 @@ class _Builder:
 
     def _is_plain(self, node: ScalarNode) -> bool:
         """An untagged plain scalar (not quoted, no non-specific tag '!')."""
-        return node.tag is _PLAIN and not node.style and not self._nonspecific(node)
+        return node.tag is PLAIN and not node.style and not self._nonspecific(node)
 
     def _nonspecific(self, node: Node) -> bool:
         """Is the node tagged '!'? (the composer hands such nodes to the resolver)"""
@@ -155,7 +161,7 @@ class _Builder:
 
     def _tagged(self, node: Node) -> Any:
         """A scalar with an explicit tag (or '!'); _INVALID after reporting."""
-        tag = "!" if node.tag is _PLAIN or node.tag is _STR else node.tag
+        tag = "!" if node.tag is PLAIN or node.tag is STR else node.tag
         convert = _CONVERTERS.get(tag)
         if convert is None:
             self._reject_tag(node, tag)
@@ -174,7 +180,7 @@ class _Builder:
             self._reject_tag(node, node.tag)
 
     def _reject_tag(self, node: Node, tag: str) -> None:
-        if tag in _CONVERTERS or tag in (_MAP, _SEQ):
+        if tag in _CONVERTERS or tag in (MAP, SEQ):
             kind = {ScalarNode: "scalar", MappingNode: "mapping"}.get(node.__class__, "sequence")
             message = f"tag '{_show_tag(tag)}' cannot be used on a {kind}"
         else:
@@ -184,7 +190,7 @@ class _Builder:
         self.report("BP104", message, node)
 
 
-class _AliasBuilder(_Builder):
+class AliasBuilder(Builder):
     """A builder for files with anchors: counts alias uses and catches recursive ones."""
 
     __slots__ = ("active", "aliases", "expanding", "seen")
@@ -202,15 +208,15 @@ class _AliasBuilder(_Builder):
             self._count_alias(node)
             self.expanding += 1
             try:
-                return _Builder.build(self, node, loc, depth, key_line, key_col)
+                return Builder.build(self, node, loc, depth, key_line, key_col)
             finally:
                 self.expanding -= 1
         self.seen.add(ident)
         if type(node) is ScalarNode:
-            return _Builder.build(self, node, loc, depth, key_line, key_col)
+            return Builder.build(self, node, loc, depth, key_line, key_col)
         self.active.add(ident)  # anchors are defined before use: cycles show on first visits
         try:
-            return _Builder.build(self, node, loc, depth, key_line, key_col)
+            return Builder.build(self, node, loc, depth, key_line, key_col)
         finally:
             self.active.discard(ident)
 
@@ -245,6 +251,39 @@ class _AliasBuilder(_Builder):
             f"aliases/anchors expand too much: this value expands to more than {MAX_NODES} values"
         )
         raise _Abort(self.diagnostic("BP105", message, node))
+
+
+def to_document(
+    root: Node, builder: Builder, index: int
+) -> tuple[Document | None, list[Diagnostic]]:
+    mark = root.start_mark
+    if root.tag is PLAIN and root.value == "" and mark.index == root.end_mark.index:
+        line = _document_line(builder.source, mark.index, mark.line + 1)
+        return None, [warning("BP107", "empty document (skipped)", builder.path, line, 1)]
+    try:
+        data = builder.build_document(root)
+    except _Abort as abort:
+        return None, [*builder.diags, abort.diagnostic]
+    if root.__class__ is not MappingNode:
+        kind = "a scalar" if data is _INVALID else _kind(data)
+        message = (
+            f"document is not a mapping (it is {kind}); expected apiVersion, kind, metadata, spec"
+        )
+        builder.report("BP109", message, root)
+    if builder.diags:
+        return None, builder.diags
+    line, column = mark.line + 1, mark.column + 1
+    return Document(
+        builder.path, index, data, line, column, positions=builder.positions, source=builder.source
+    ), []
+
+
+def _document_line(source: str, index: int, line: int) -> int:
+    """Line of the ``---`` that starts an empty document ending at ``index``."""
+    marker = source.rfind("\n---", 0, index)
+    if marker < 0:
+        return 1 if source.startswith("---") else line
+    return line - source.count("\n", marker + 1, index)
 
 
 def _children(node: Node) -> list[Node]:
@@ -319,7 +358,7 @@ def _resolve_plain(text: str) -> Any:
 
 
 _CONVERTERS: Final[dict[str, Callable[[str], Any]]] = {
-    _STR: str,
+    STR: str,
     _STD + "int": _parse_int,
     _STD + "float": _parse_float,
     _STD + "bool": lambda text: _BOOLS.get(text, _INVALID),

@@ -16,21 +16,9 @@ from yaml.reader import Reader, ReaderError
 from yaml.scanner import Scanner
 
 from slmops_bp.diagnostics import Diagnostic, error, warning
-from slmops_bp.load.build import (
-    _INVALID,
-    _MAP,
-    _PLAIN,
-    _SEQ,
-    _STR,
-    _Abort,
-    _AliasBuilder,
-    _Builder,
-    _kind,
-)
-from slmops_bp.load.document import Document, _line_col
-from slmops_bp.load.limits import MAX_DEPTH, _too_deep
-
-# --- composing --------------------------------------------------------------
+from slmops_bp.load.build import MAP, PLAIN, SEQ, STR, AliasBuilder, Builder, to_document
+from slmops_bp.load.document import Document, line_col
+from slmops_bp.load.limits import MAX_DEPTH, too_deep
 
 
 class _Composing(Protocol):
@@ -42,12 +30,12 @@ class _Composing(Protocol):
 
 
 class _Unresolved:
-    """Leaves implicit tags to us: untagged plain scalars get ``_PLAIN``."""
+    """Leaves implicit tags to us: untagged plain scalars get ``PLAIN``."""
 
     def resolve(self, kind: type[Node], value: str | None, implicit: Any) -> str:
         if kind is ScalarNode:
-            return _PLAIN if implicit[0] else _STR
-        return _MAP if kind is MappingNode else _SEQ
+            return PLAIN if implicit[0] else STR
+        return MAP if kind is MappingNode else SEQ
 
     def descend_resolver(self, parent: Node | None, index: Any) -> None:
         return None
@@ -84,10 +72,10 @@ else:
 _PARSE_ERRORS: Final = (yaml.YAMLError, RecursionError, MemoryError, UnicodeError)
 
 
-def _load_source(source: str, path: str) -> tuple[list[Document], list[Diagnostic]]:
+def load_source(source: str, path: str) -> tuple[list[Document], list[Diagnostic]]:
     """Compose and build document by document; no documents from the first failing one on."""
     deep = _deep_position(source) if _NEEDS_DEPTH_PRESCAN and _may_nest(source) else None
-    builder = _AliasBuilder if "&" in source and _starts_token(source, "*") else _Builder
+    builder = AliasBuilder if "&" in source and _starts_token(source, "*") else Builder
     bang = _starts_token(source, "!", " \t\r\n,]}")  # the non-specific tag '!'
     docs: list[Document] = []
     diags: list[Diagnostic] = []
@@ -99,7 +87,7 @@ def _load_source(source: str, path: str) -> tuple[list[Document], list[Diagnosti
     try:
         while True:
             if deep is not None and index == deep[0]:
-                diags.append(_too_deep(path, deep[1], deep[2]))
+                diags.append(too_deep(path, deep[1], deep[2]))
                 break
             try:
                 if not composer.check_node():
@@ -109,7 +97,7 @@ def _load_source(source: str, path: str) -> tuple[list[Document], list[Diagnosti
                 diags.append(_parse_problem(exc, source, path))
                 break
             assert root is not None
-            doc, problems = _document(root, builder(path, source, bang), index)
+            doc, problems = to_document(root, builder(path, source, bang), index)
             diags += problems
             failed = failed or any(d.is_error for d in problems)
             if doc is not None and not failed:
@@ -137,39 +125,6 @@ def _starts_token(source: str, sign: str, followers: str = "") -> bool:
     return False
 
 
-def _document(
-    root: Node, builder: _Builder, index: int
-) -> tuple[Document | None, list[Diagnostic]]:
-    mark = root.start_mark
-    if root.tag is _PLAIN and root.value == "" and mark.index == root.end_mark.index:
-        line = _document_line(builder.source, mark.index, mark.line + 1)
-        return None, [warning("BP107", "empty document (skipped)", builder.path, line, 1)]
-    try:
-        data = builder.build_document(root)
-    except _Abort as abort:
-        return None, [*builder.diags, abort.diagnostic]
-    if root.__class__ is not MappingNode:
-        kind = "a scalar" if data is _INVALID else _kind(data)
-        message = (
-            f"document is not a mapping (it is {kind}); expected apiVersion, kind, metadata, spec"
-        )
-        builder.report("BP109", message, root)
-    if builder.diags:
-        return None, builder.diags
-    line, column = mark.line + 1, mark.column + 1
-    return Document(
-        builder.path, index, data, line, column, positions=builder.positions, source=builder.source
-    ), []
-
-
-def _document_line(source: str, index: int, line: int) -> int:
-    """Line of the ``---`` that starts an empty document ending at ``index``."""
-    marker = source.rfind("\n---", 0, index)
-    if marker < 0:
-        return 1 if source.startswith("---") else line
-    return line - source.count("\n", marker + 1, index)
-
-
 def _parse_problem(exc: BaseException, source: str, path: str) -> Diagnostic:
     if isinstance(exc, RecursionError) or (
         isinstance(exc, MarkedYAMLError) and "maximum nesting depth" in str(exc.problem)
@@ -181,12 +136,12 @@ def _parse_problem(exc: BaseException, source: str, path: str) -> Diagnostic:
             else None
         )
         deep = _deep_position(source[:end])
-        return _too_deep(path, *(deep[1:] if deep else _error_mark(exc)))
+        return too_deep(path, *(deep[1:] if deep else _error_mark(exc)))
     if isinstance(exc, MemoryError):
         return error("BP111", "file is too large to load: out of memory", path, 1, 1)
     if isinstance(exc, ReaderError):
         message = f"{exc.reason}: character U+{int(exc.character):04X}"
-        return error("BP101", message, path, *_line_col(source, int(exc.position)))
+        return error("BP101", message, path, *line_col(source, int(exc.position)))
     return error("BP101", _syntax_message(exc), path, *_error_mark(exc))
 
 

@@ -9,7 +9,7 @@ from typing import Final
 
 from slmops_bp.diagnostics import Diagnostic, error, sort_unique
 from slmops_bp.load.document import Document
-from slmops_bp.load.limits import MAX_FILE_BYTES, _too_large
+from slmops_bp.load.limits import MAX_FILE_BYTES, too_large
 from slmops_bp.load.text import load_text
 
 _SUFFIXES: Final = (".yaml", ".yml")
@@ -28,9 +28,6 @@ def load_files(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Document],
         docs.extend(found)
         diags.extend(problems)
     return docs, sort_unique(diags)
-
-
-# --- files ------------------------------------------------------------------
 
 
 def _collect(paths: Sequence[str | os.PathLike[str]], diags: list[Diagnostic]) -> list[str]:
@@ -88,7 +85,7 @@ def _read(path: str) -> bytes | Diagnostic:
             if kind:
                 return _not_a_file(path, kind)
             if info.st_size > MAX_FILE_BYTES:
-                return _too_large(path, info.st_size)
+                return too_large(path, info.st_size)
             return handle.read(MAX_FILE_BYTES + 1)  # grown since fstat: load_text checks
     except FileNotFoundError:
         return error("BP108", "path does not exist", path)

@@ -12,10 +12,10 @@ MAX_NODES: Final = 100_000
 MAX_ALIASES: Final = 100
 
 
-def _too_large(path: str, size: int) -> Diagnostic:
+def too_large(path: str, size: int) -> Diagnostic:
     message = f"file is larger than 16 MiB ({size} bytes); refusing to parse it"
     return error("BP111", message, path, 1, 1)
 
 
-def _too_deep(path: str, line: int, column: int) -> Diagnostic:
+def too_deep(path: str, line: int, column: int) -> Diagnostic:
     return error("BP106", f"nesting deeper than {MAX_DEPTH} levels", path, line, column)

@@ -6,9 +6,9 @@ import re
 from typing import Final
 
 from slmops_bp.diagnostics import Diagnostic, error, sort_unique
-from slmops_bp.load.compose import _load_source
-from slmops_bp.load.document import Document, _line_col
-from slmops_bp.load.limits import MAX_FILE_BYTES, _too_large
+from slmops_bp.load.compose import load_source
+from slmops_bp.load.document import Document, line_col
+from slmops_bp.load.limits import MAX_FILE_BYTES, too_large
 
 
 def load_text(text: str | bytes, path: str) -> tuple[list[Document], list[Diagnostic]]:
@@ -19,11 +19,9 @@ def load_text(text: str | bytes, path: str) -> tuple[list[Document], list[Diagno
     bad = _BAD_CHAR.search(source)
     if bad is not None:
         return [], [_bad_char(source, bad.start(), path)]
-    docs, diags = _load_source(source, path)
+    docs, diags = load_source(source, path)
     return docs, sort_unique(diags)
 
-
-# --- text -------------------------------------------------------------------
 
 _BOMS: Final = (
     (b"\xff\xfe\x00\x00", "UTF-32 LE"),
@@ -39,7 +37,7 @@ _BAD_CHAR: Final = re.compile(
 
 def _decode(data: bytes, path: str) -> str | Diagnostic:
     if len(data) > MAX_FILE_BYTES:
-        return _too_large(path, len(data))
+        return too_large(path, len(data))
     for bom, name in _BOMS:
         if data.startswith(bom):
             message = f"file is encoded as {name} (byte order mark); save it as UTF-8"
@@ -50,18 +48,18 @@ def _decode(data: bytes, path: str) -> str | Diagnostic:
     except UnicodeDecodeError as exc:
         prefix = data[: exc.start].decode("utf-8")
         message = f"file is not valid UTF-8: byte 0x{data[exc.start]:02X} ({exc.reason})"
-        return error("BP102", message, path, *_line_col(prefix, len(prefix)))
+        return error("BP102", message, path, *line_col(prefix, len(prefix)))
 
 
 def _unicode(text: str, path: str) -> str | Diagnostic:
     if len(text) > MAX_FILE_BYTES:
-        return _too_large(path, len(text))
+        return too_large(path, len(text))
     return text.removeprefix("\ufeff")
 
 
 def _bad_char(source: str, index: int, path: str) -> Diagnostic:
     code = ord(source[index])
-    where = _line_col(source, index)
+    where = line_col(source, index)
     if 0xD800 <= code <= 0xDFFF:
         return error(
             "BP102", f"text is not valid Unicode: lone surrogate U+{code:04X}", path, *where
