@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from slmops_bp.blueprint import Entry, Loc
+from slmops_bp.blueprint import Entry
 from slmops_bp.checks.context import Context, Target
 from slmops_bp.diagnostics import Diagnostic, Severity, did_you_mean
+from slmops_bp.load import Loc
 from slmops_bp.model import KINDS, DeviceClassSpec
 
 ARTICLE = {k: "an" if k[0] in "AEIOU" else "a" for k in KINDS}
