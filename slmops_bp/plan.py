@@ -15,12 +15,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from slmops_bp.blueprint import BlueprintSet, Entry
+from slmops_bp.coresidency import Choice, choose
 from slmops_bp.diagnostics import Diagnostic, Severity, did_you_mean, error
 from slmops_bp.inventory import Host, Inventory
 from slmops_bp.model import DeploymentSpec, DeviceClassSpec, HostMatch, OverlaySpec
 from slmops_bp.overlays import effective_spec, overlay_conflicts
 from slmops_bp.policy import policy_digest
-from slmops_bp.selection import Choice, Request, choose
+from slmops_bp.selection import Request
 from slmops_bp.stages import assign_stages
 
 

@@ -197,7 +197,16 @@ def _timed(bset: BlueprintSet) -> float:
 # ---------------------------------------------------------------- documentation
 
 CODE = re.compile(r"\bBP\d{3}\b")
-MODULES = ["load", "blueprint.py", "selection.py", "overlays.py", "policy.py", "checks"]
+MODULES = [
+    "load",
+    "blueprint.py",
+    "model_errors.py",
+    "selection.py",
+    "coresidency.py",
+    "overlays.py",
+    "policy.py",
+    "checks",
+]
 
 
 def test_every_code_is_documented() -> None:
