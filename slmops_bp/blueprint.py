@@ -73,6 +73,8 @@ class BlueprintSet:
     overlays: dict[str, Entry[OverlaySpec]] = field(default_factory=dict)
     invalid: set[tuple[str, str]] = field(default_factory=set)
     """(kind, name) of documents that failed validation: references to them are not reported."""
+    duplicates: list[Entry[Any]] = field(default_factory=list)
+    """Valid documents whose kind and name an earlier one has (the first is kept; BP301)."""
 
     def table(self, kind: str) -> dict[str, Any]:
         tables: dict[str, dict[str, Any]] = {
@@ -108,20 +110,11 @@ def _parse_one(doc: Document, bset: BlueprintSet) -> list[Diagnostic]:
             bset.invalid.add((kind, meta["name"]))
         return map_validation_error(exc, doc, KINDS[kind])
     table = bset.table(kind)
-    name = parsed.metadata.name
-    if name in table:
-        first = table[name]
-        line, col = doc.pos(("metadata", "name"))
-        return [
-            error(
-                "BP301",
-                f"duplicate {kind} name '{name}' (first defined at {first.where})",
-                doc.path,
-                line,
-                col,
-            )
-        ]
-    table[name] = Entry(kind, parsed.metadata, parsed.spec, doc)  # type: ignore[attr-defined]
+    entry = Entry(kind, parsed.metadata, parsed.spec, doc)  # type: ignore[attr-defined]
+    if entry.name in table:
+        bset.duplicates.append(entry)
+    else:
+        table[entry.name] = entry
     return []
 
 

@@ -120,6 +120,19 @@ class Plan:
 # ---------------------------------------------------------------- classification
 
 
+def unplanned_host(plan: Plan, host: str, inventory: str) -> Diagnostic:
+    """BP808: why ``host`` (not in ``plan.hosts``) has no plan; ``inventory`` names the sources."""
+    if host in plan.unmanaged:
+        msg = (
+            f"host '{host}' is unmanaged: no device class matches it and it has no bp_device_class"
+        )
+    elif host in plan.inventory.hosts:
+        msg = f"host '{host}' has no device class (see the diagnostics)"
+    else:
+        msg = f"host '{host}' is not in the inventory"
+    return error("BP808", msg, inventory)
+
+
 def selector_matches(selector: HostMatch | None, host: Host) -> bool:
     """Member of any of ``groups`` (when given) and every ``hostvars`` entry equal."""
     if selector is None:

@@ -18,8 +18,8 @@ from typing import Any
 
 from slmops_bp import history, interrupt, report
 from slmops_bp.apply import Outcome, Tracker, exclusive, judge, run_playbook
-from slmops_bp.commands.plan import check_lock
 from slmops_bp.diagnostics import EnvironmentFailure, sort_unique
+from slmops_bp.lockfile import check_lock
 from slmops_bp.pipeline import compile_and_plan
 from slmops_bp.plan import Plan
 
