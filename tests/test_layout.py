@@ -285,3 +285,22 @@ def test_cycles_are_found_and_only_cycles() -> None:
         frozenset({"z", "w"}),
         frozenset({"x", "y"}),
     ]
+
+
+# ---------------------------------------------------------------- docs/architecture.md
+
+
+def test_architecture_names_every_module_and_only_modules_that_exist() -> None:
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    named = {
+        name.removeprefix("slmops_bp/")
+        for name in re.findall(r"`([\w/<>]+\.py)`", text)
+        if not name.startswith("tests/")
+    }
+    verbs = re.search(r"one module per sub-command \(([^)]*)\)", text)
+    assert verbs is not None
+    commands = {f"commands/{v}.py" for v in re.findall(r"`(\w+)`", verbs.group(1))}
+    files = {MODULES[name].relative_to(PACKAGE).as_posix() for name in MODULES}
+    assert sorted(files - named - commands) == [], "modules docs/architecture.md does not name"
+    assert sorted(named - files - {"commands/<verb>.py"}) == [], "named but not in the package"
+    assert sorted(commands - files) == [], "commands named but not in the package"
