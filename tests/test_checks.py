@@ -7,6 +7,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from slmops_bp.blueprint import BlueprintSet, parse_documents
 from slmops_bp.checks import CHECKS, DEPLOYMENT_CHECKS, run_checks
 from slmops_bp.diagnostics import Diagnostic
@@ -180,6 +182,7 @@ def fleet(classes: int = 50, models: int = 200, deployments: int = 500, overlays
     return "".join(parts)
 
 
+@pytest.mark.slow
 def test_a_thousand_documents_are_checked_fast() -> None:
     docs, diags = load_text(fleet(), "fleet.yaml")
     bset, schema = parse_documents(docs)

@@ -636,6 +636,7 @@ def test_absurd_nesting_is_a_diagnostic_not_a_crash(text: str) -> None:
     assert diags[0].line >= 1
 
 
+@pytest.mark.slow
 def test_absurd_nesting_on_the_python_composer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(compose, "_COMPOSER", compose._PyComposer)
     assert found("a: " + "[" * 5000) == [("BP106", 1, 67)]
@@ -794,6 +795,7 @@ def test_diagnostics_are_sorted_across_files(tree: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_loading_1000_files_is_as_fast_as_pyyaml_without_positions(tmp_path: Path) -> None:
     """About 0.25 s for 1000 files of 60 lines on an idle machine; compared, not timed."""
     body = (FIXTURES / "valid" / "fleet.yaml").read_text(encoding="utf-8")
@@ -843,6 +845,7 @@ def test_random_bytes_never_raise(data: bytes) -> None:
     assert all(isinstance(d.data, dict) for d in docs)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_mutated_blueprints_never_raise(data: st.DataObject) -> None:
