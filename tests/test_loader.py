@@ -573,6 +573,7 @@ def test_alias_uses_are_capped() -> None:
     assert message(text) == "aliases/anchors expand too much: more than 100 alias uses"
 
 
+@pytest.mark.slow
 def test_many_values_without_aliases_are_capped() -> None:
     text = "a: [" + ", ".join(["1"] * limits.MAX_NODES) + "]\n"
     assert found(text) == [("BP105", 1, 5 + 3 * (limits.MAX_NODES - 2))]
@@ -837,6 +838,7 @@ def _check_diagnostics(diags: list[Diagnostic]) -> None:
         assert diag.path == "bp.yaml"
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=400))
 def test_random_bytes_never_raise(data: bytes) -> None:
