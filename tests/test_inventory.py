@@ -480,6 +480,7 @@ def test_broken_source_among_good_ones_is_bp809_and_ansible_keeps_going(
     assert "Section [web:bogus] has unknown type: bogus" in diags[0].message
 
 
+@pytest.mark.slow
 def test_broken_yaml_is_bp801_with_position(tmp_path: Path) -> None:
     path = copy_fixture(tmp_path, "broken/bad_yaml.yml")
     inventory, diags = load_inventory([str(path)])
@@ -489,6 +490,7 @@ def test_broken_yaml_is_bp801_with_position(tmp_path: Path) -> None:
     assert "YAML" in diags[0].message
 
 
+@pytest.mark.slow
 def test_undeclared_child_group_is_bp801(tmp_path: Path) -> None:
     path = copy_fixture(tmp_path, "broken/undefined_child.ini")
     inventory, diags = load_inventory([str(path)])
@@ -513,6 +515,7 @@ def test_broken_file_inside_directory_is_skipped_with_bp809(tmp_path: Path) -> N
     assert inventory.hosts == good.hosts
 
 
+@pytest.mark.slow
 def test_vault_encrypted_vars_file_without_password_is_bp801(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -65,11 +66,16 @@ def module_files() -> dict[str, Path]:
 MODULES = module_files()
 
 
+@cache
+def parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), str(path))
+
+
 def imports_of(name: str) -> Iterator[Import]:
     """Every import of a slmops_bp module in ``name``, relative ones resolved."""
     path = MODULES[name]
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+    for node in ast.walk(parsed(path)):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.split(".")[0] == "slmops_bp":
@@ -195,8 +201,7 @@ CODE = re.compile(r"BP\d{3}")
 
 def codes_in(name: str) -> Iterator[tuple[str, int]]:
     """Every string constant that is exactly a code (docstrings and comments only mention them)."""
-    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
+    for node in ast.walk(parsed(MODULES[name])):
         if (
             isinstance(node, ast.Constant)
             and isinstance(node.value, str)
