@@ -23,7 +23,10 @@ MAX_LINES_PER_DOCUMENT = 10
 
 @dataclass(frozen=True)
 class Note:
-    """One blueprint line (path:line:col) and what moves because of its document."""
+    """One blueprint line (path:line:col) and what moves because of its document.
+
+    A document that exists only at the revision has no line to annotate: path is ''.
+    """
 
     path: str
     line: int
@@ -129,7 +132,8 @@ def notes(base: Sequence[Document], head: Sequence[Document], diff: PlanDiff) ->
         message = _message(kind, name, touched)
         if new is None:
             assert old is not None
-            out.append(Note(old.path, old.line, old.column, kind, name, message + " (removed)"))
+            where = f"{old.path}:{old.line}:{old.column}"
+            out.append(Note("", 0, 0, kind, name, f"{message} (removed; it was at {where})"))
             continue
         locs = [()] if old is None else list(changed_locs(old.data, new.data))
         lines: dict[int, tuple[int, int]] = {}

@@ -225,9 +225,10 @@ def _escape(text: str, *, prop: bool = False) -> str:
 def write_github(diff: PlanDiff, notes: Sequence[Note], out: TextIO) -> None:
     """``::notice file=…,line=…::`` on each blueprint line whose change moves hosts."""
     for note in notes[:NOTES_MAX]:
-        props = f"file={_escape(note.path, prop=True)},line={note.line},col={note.column}"
-        title = _escape(f"bp diff: {note.kind} {note.name}", prop=True)
-        out.write(f"::notice {props},title={title}::{_escape(note.message)}\n")
+        title = "title=" + _escape(f"bp diff: {note.kind} {note.name}", prop=True)
+        props = [f"file={_escape(note.path, prop=True)}", f"line={note.line}",
+                 f"col={note.column}", title] if note.path else [title]  # fmt: skip
+        out.write(f"::notice {','.join(props)}::{_escape(note.message)}\n")
     if len(notes) > NOTES_MAX:
         out.write(f"::notice title=bp diff::{len(notes) - NOTES_MAX} more annotated line(s) "
                   "left out\n")  # fmt: skip

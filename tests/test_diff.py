@@ -360,3 +360,14 @@ def test_markdown_stays_under_the_comment_limit_at_10000_hosts() -> None:
     rows = [line for line in text.splitlines() if line.startswith("| ~ |")]
     assert len(rows) == diffreport.MARKDOWN_ROWS
     assert f"_{10_000 - len(rows)} more row(s) left out" in text
+
+
+def test_github_names_a_removed_document_without_a_line(repo: Path) -> None:
+    (repo / "blueprints" / "chat.yaml").unlink()
+    result = bp_diff("--format", "github")
+    assert result.exit_code == 0, result.output
+    notices = [x for x in result.stdout.splitlines() if "title=bp diff%3A Deployment chat" in x]
+    assert len(notices) == 1, result.stdout
+    assert notices[0].startswith("::notice title=bp diff%3A Deployment chat::")
+    assert "(removed; it was at HEAD:blueprints/chat.yaml:" in notices[0]
+    assert "moves 3 host(s): 3 removed — chat (3)" in notices[0]
