@@ -186,7 +186,7 @@ def test_no_module_imports_another_modules_private_names() -> None:
 # The stage that owns each range of diagnostic codes (docs/diagnostics.md): only its modules
 # create a code of the range.
 CODE_OWNERS = {
-    "BP1": ("slmops_bp.load",),  # loading YAML
+    "BP1": ("slmops_bp.load", "slmops_bp.gitrev"),  # loading YAML (from files, from git objects)
     "BP2": ("slmops_bp.blueprint", "slmops_bp.model_errors"),  # schema
     "BP3": ("slmops_bp.checks.references",),  # references and names
     "BP4": ("slmops_bp.checks.classes", "slmops_bp.checks.fit"),  # fit and choice
