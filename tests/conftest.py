@@ -27,7 +27,7 @@ def llama_cpp_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every ``integration`` test is ``slow`` too: the quick loop never starts Ansible.
 
-    ``pytest -m "not slow"`` is the developer loop (about a minute on two busy cores); it
+    ``pytest -m "not slow"`` is the developer loop (about 15 s of CPU); it
     leaves out real Ansible runs, engines, servers, node and the big property and scale
     tests.  ``scripts/test`` and CI run everything.
     """
