@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -183,18 +182,16 @@ def fleet(classes: int = 50, models: int = 200, deployments: int = 500, overlays
 
 
 @pytest.mark.slow
-def test_a_thousand_documents_are_checked_fast() -> None:
+def test_a_thousand_documents_are_checked() -> None:
+    # Every check runs to the end on a large, interlinked fleet whose only faults are classes
+    # with more co-resident deployments than accelerator memory; how fast is measured by
+    # bench/validate.py (ratios in one run), not asserted here.
     docs, diags = load_text(fleet(), "fleet.yaml")
     bset, schema = parse_documents(docs)
     assert len(docs) == 1000 and not diags and not schema
-    best = min(_timed(bset) for _ in range(3))
-    assert best < 0.5, f"run_checks took {best * 1000:.0f} ms of CPU for 1000 documents"
-
-
-def _timed(bset: BlueprintSet) -> float:
-    start = time.process_time()
-    run_checks(bset)
-    return time.process_time() - start
+    found = run_checks(bset)
+    assert found and {d.code for d in found} == {"BP402"}
+    assert all(d.path == "fleet.yaml" and d.line > 0 for d in found)
 
 
 # ---------------------------------------------------------------- documentation

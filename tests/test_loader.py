@@ -551,15 +551,21 @@ def test_nul_suggests_utf16() -> None:
 
 # --- limits: aliases, depth, size ------------------------------------------------------
 
+# Inputs that would expand exponentially or recurse without bound must end in a diagnostic at
+# once; a run longer than this means the limit did not work (a hang), whatever the machine's load.
+HANG_GUARD_S = 10.0
+
 LAUGHS = "lol0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
     f"lol{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 10)
 )
 
 
 def test_billion_laughs_fails_fast(composer: str) -> None:
+    # The expansion is refused before it happens: a hang guard, not a speed measurement (the
+    # loader's speed is measured in bench/validate.py).
     start = time.perf_counter()
     docs, diags = load(LAUGHS)
-    assert time.perf_counter() - start < 0.1
+    assert time.perf_counter() - start < HANG_GUARD_S
     assert docs == []
     assert [(d.code, d.line, d.column) for d in diags] == [("BP105", 5, 7)]
     assert "expand too much" in diags[0].message
@@ -631,7 +637,7 @@ def test_65_levels_are_too_deep(composer: str) -> None:
 def test_absurd_nesting_is_a_diagnostic_not_a_crash(text: str) -> None:
     start = time.perf_counter()
     docs, diags = load(text)
-    assert time.perf_counter() - start < 1
+    assert time.perf_counter() - start < HANG_GUARD_S
     assert docs == []
     assert [d.code for d in diags] == ["BP106"]
     assert diags[0].line >= 1
