@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from slmops_bp import report
-from slmops_bp.apply import run_playbook
-from slmops_bp.commands.apply import fresh_run_dir, prune_runs
 from slmops_bp.pipeline import compile_and_plan
 from slmops_bp.plan import Plan
+from slmops_bp.run.execute import run_playbook
+from slmops_bp.run.rundir import fresh_run_dir, prune_runs
 
 STATE_TASK = "Read device state"
 

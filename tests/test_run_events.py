@@ -1,10 +1,10 @@
-"""Runner events folded into per-host facts (slmops_bp.apply.Tracker)."""
+"""Runner events folded into per-host facts (slmops_bp.run.execute.Tracker)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from slmops_bp.apply import PLAY_PREFIX, Tracker
+from slmops_bp.run.execute import PLAY_PREFIX, Tracker
 
 
 def event(kind: str, **data: Any) -> dict[str, Any]:

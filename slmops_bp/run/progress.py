@@ -6,11 +6,11 @@ import sys
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from slmops_bp.apply import PLAY_PREFIX
 from slmops_bp.plan import Plan
+from slmops_bp.run.execute import PLAY_PREFIX
 
 if TYPE_CHECKING:
-    from slmops_bp.apply import Tracker
+    from slmops_bp.run.execute import Tracker
 
 
 class Progress:
