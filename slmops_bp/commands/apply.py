@@ -17,7 +17,8 @@ from slmops_bp.diagnostics import EnvironmentFailure, sort_unique
 from slmops_bp.pipeline import compile_and_plan
 from slmops_bp.plan import Plan
 from slmops_bp.run import history
-from slmops_bp.run.execute import Outcome, Tracker, exclusive, judge, run_playbook
+from slmops_bp.run.execute import exclusive, run_playbook
+from slmops_bp.run.outcome import Outcome, Rollout, Tracker, judge
 from slmops_bp.run.record import history_db, now, record
 from slmops_bp.run.rundir import fresh_run_dir, prune_runs
 from slmops_bp.run.summary import exit_code, write_table
@@ -75,7 +76,8 @@ def _apply(plan: Plan, opts: Options, state_dir: Path, db: Path, stop: interrupt
     render(plan, run_dir)
     inventories = [os.path.abspath(s) for s in opts.inventory]
     inventories.append(str((run_dir / "inventory" / "hosts.yml").absolute()))
-    tracker = Tracker()
+    rollout = Rollout.of(plan)
+    tracker = Tracker.of(rollout)
     reached = Reached()
     started = now()
     outcome: Outcome | None = None
@@ -101,7 +103,7 @@ def _apply(plan: Plan, opts: Options, state_dir: Path, db: Path, stop: interrupt
                 on_event=on_event,
                 stop=stop,
             )
-        outcome = judge(plan, tracker, rc, status)
+        outcome = judge(rollout, tracker, rc, status)
         outcome.private_data_dir = str(run_dir)
         if stop.requested:
             outcome.interrupted = stop.name
@@ -119,7 +121,7 @@ def _apply(plan: Plan, opts: Options, state_dir: Path, db: Path, stop: interrupt
                 f"see {run_dir}/artifacts/*/stdout"
             )
     except BaseException:
-        failed = outcome or judge(plan, tracker, -1, "error")
+        failed = outcome or judge(rollout, tracker, -1, "error")
         with contextlib.suppress(EnvironmentFailure):  # the first error is the one to show
             record(
                 plan,

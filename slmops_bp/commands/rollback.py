@@ -13,7 +13,8 @@ from typing import Any
 from slmops_bp import interrupt, report
 from slmops_bp.diagnostics import EnvironmentFailure, did_you_mean
 from slmops_bp.run import history
-from slmops_bp.run.execute import Outcome, Tracker, exclusive, judge, run_playbook
+from slmops_bp.run.execute import exclusive, run_playbook
+from slmops_bp.run.outcome import Outcome, Rollout, Tracker, judge
 from slmops_bp.run.record import history_db, now, record
 from slmops_bp.run.recover import Reached, settle_in_flight
 from slmops_bp.run.rundir import fresh_run_dir, prune_runs
@@ -44,7 +45,8 @@ def run(
     plan.order = [deployment]  # only this deployment's hosts are judged
     db = history_db(history_db_path, Path(state_dir))
     history.check(db)  # a bad path fails here, before anything changes
-    tracker = Tracker()
+    rollout = Rollout.of(plan)
+    tracker = Tracker.of(rollout)
     started = now()
     command = "rollback " + deployment
     with interrupt.deferred() as stop, exclusive(Path(state_dir)):
@@ -64,7 +66,7 @@ def run(
                 run_dir.absolute(), f"rollback-{deployment}.yml", sources, limit=limit,
                 extravars={"bp_max_fail_percentage": 100}, on_event=on_event, stop=stop,
             )  # fmt: skip
-            outcome = judge(plan, tracker, rc, status)
+            outcome = judge(rollout, tracker, rc, status)
             outcome.hosts = {h: r for h, r in outcome.hosts.items()
                              if any(h in b for b in plan.stages[deployment])}  # fmt: skip
             outcome.private_data_dir = str(run_dir)
@@ -72,7 +74,7 @@ def run(
                 outcome.interrupted = stop.name
                 settle_in_flight(outcome, plan, tracker.touched, reached)
         except BaseException:
-            failed = outcome or judge(plan, tracker, -1, "error")
+            failed = outcome or judge(rollout, tracker, -1, "error")
             with contextlib.suppress(EnvironmentFailure):
                 record(
                     plan, db, failed, started, blueprints=blueprints, command=command, word="error"

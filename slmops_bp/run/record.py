@@ -11,7 +11,7 @@ from pathlib import Path
 
 from slmops_bp.plan import Plan
 from slmops_bp.run import history
-from slmops_bp.run.execute import Outcome
+from slmops_bp.run.outcome import Outcome
 
 
 def plan_digest(plan: Plan) -> str:

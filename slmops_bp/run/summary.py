@@ -7,7 +7,7 @@ import sys
 
 from slmops_bp import interrupt
 from slmops_bp.plan import Plan
-from slmops_bp.run.execute import Outcome
+from slmops_bp.run.outcome import Outcome
 
 
 def exit_code(outcome: Outcome) -> int:
