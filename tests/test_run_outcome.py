@@ -71,7 +71,10 @@ def test_a_canary_that_fails_its_download_halts_stage_1_and_nobody_else_moves() 
     # the batch had no healthy host left to carry the gate: Ansible ended the run itself
     assert "1" not in gate("halted").get("assistant", {})
     assert (outcome.halted_at_stage, outcome.halted_deployment) == (1, "assistant")
-    assert "no host was left to carry the stage gate" in outcome.halt_reason
+    assert outcome.halt_reason == (
+        "deployment 'assistant' stage 1: 1 of 1 hosts failed or unreachable; with no host left "
+        "to carry the stage gate, Ansible ended the run"
+    )
     assert outcome.word == "halted" and not outcome.ok
 
 

@@ -215,8 +215,8 @@ def _ended_by_ansible(outcome: Outcome, rollout: Rollout, gate: Mapping[str, Any
             if all(r.status in (v.FAILED, v.UNREACHABLE, v.ROLLED_BACK) for r in ran):
                 outcome.halted_at_stage, outcome.halted_deployment = number, dep
                 outcome.halt_reason = (
-                    f"deployment '{dep}' stage {number}: all {len(ran)} hosts failed or "
-                    "unreachable; no host was left to carry the stage gate, so Ansible ended "
+                    f"deployment '{dep}' stage {number}: {len(ran)} of {len(ran)} hosts failed "
+                    "or unreachable; with no host left to carry the stage gate, Ansible ended "
                     "the run"
                 )
                 return
