@@ -74,8 +74,12 @@ def dumps(entries: Mapping[str, Mapping[str, Any]]) -> str:
 
 def load(path: Path) -> dict[str, dict[str, Any]]:
     from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
 
-    data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    try:
+        data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    except YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict) or data.get("kind") != "Lock":
         raise ValueError(f"{path} is not a bp.lock file")
     entries = data.get("entries") or {}
@@ -102,7 +106,7 @@ def diff(
     return lines
 
 
-def check_lock(plan: Plan, lock_path: Path) -> list[Diagnostic]:
+def check(plan: Plan, lock_path: Path) -> list[Diagnostic]:
     """BP901: the plan differs from ``bp.lock`` (one diagnostic per difference)."""
     if not lock_path.is_file():
         return [error("BP902", f"no lock file at {lock_path}: run 'bp lock' first", str(lock_path))]

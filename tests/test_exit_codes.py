@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from slmops_bp.apply import exclusive
+from slmops_bp.run.execute import exclusive
 
 BP = Path(sys.executable).parent / "bp"
 

@@ -21,21 +21,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "slmops_bp"
 MAX_LINES = 500
 
-# Known exceptions, each with the work that removes it.  The run/ package (apply, rollback,
-# status, history sharing a run dir and runner execution) and the render/ package (push and
-# pull trees, one Jinja environment) are being built; they take these out.
+# Known exceptions, each with the work that removes it.  The render/ package (push and pull
+# trees, one Jinja environment) takes the render <-> pull cycle out.
 KNOWN_CYCLES: set[frozenset[str]] = {
     frozenset({"slmops_bp.render", "slmops_bp.pull"}),  # render/ package
 }
-KNOWN_PRIVATE_IMPORTS: set[tuple[str, str, str]] = {
-    ("slmops_bp.commands.rollback", "slmops_bp.commands.apply", "_now"),  # run/ package
-    ("slmops_bp.commands.rollback", "slmops_bp.commands.apply", "_record"),  # run/ package
-}
-KNOWN_COMMAND_IMPORTS: set[tuple[str, str]] = {
-    ("slmops_bp.commands.history", "slmops_bp.commands.apply"),  # run/ package
-    ("slmops_bp.commands.rollback", "slmops_bp.commands.apply"),  # run/ package
-    ("slmops_bp.commands.status", "slmops_bp.commands.apply"),  # run/ package
-}
+KNOWN_PRIVATE_IMPORTS: set[tuple[str, str, str]] = set()
+KNOWN_COMMAND_IMPORTS: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from slmops_bp import report
+from slmops_bp import lockfile, report
 from slmops_bp.diagnostics import Severity, sort_unique
-from slmops_bp.lockfile import check_lock
 from slmops_bp.pipeline import Planned, compile_and_plan
 from slmops_bp.plan import Plan
 
@@ -20,7 +19,7 @@ def run(blueprints: str, inventory: Sequence[str], fmt: str, locked: bool, lock_
     planned = compile_and_plan(blueprints, inventory)
     if planned.plan is not None and locked:
         planned.diagnostics = sort_unique(
-            planned.diagnostics + check_lock(planned.plan, Path(lock_path))
+            planned.diagnostics + lockfile.check(planned.plan, Path(lock_path))
         )
     if fmt == "json":
         write_json(planned, sys.stdout)
