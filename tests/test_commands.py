@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from slmops_bp.apply import exclusive
 from slmops_bp.cli import cli
+from slmops_bp.run.execute import exclusive
 
 
 def bp(*args: str) -> Result:
