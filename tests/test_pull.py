@@ -32,7 +32,7 @@ import yaml
 from click.testing import CliRunner
 from support.lint import lint_whole_tree
 
-from slmops_bp import pull
+from slmops_bp.render import pull
 from slmops_bp.cli import cli
 from slmops_bp.pipeline import compile_and_plan
 from slmops_bp.render import split_host_vars

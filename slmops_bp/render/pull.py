@@ -35,6 +35,7 @@ from typing import Any
 from slmops_bp import ansible_yaml
 from slmops_bp.inventory import Host, Inventory
 from slmops_bp.plan import Combo, Plan, build_plan
+from slmops_bp.collection import content_root
 from slmops_bp.render import (
     HEADER,
     ansible_cfg,
@@ -45,7 +46,6 @@ from slmops_bp.render import (
     write_tree,
 )
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 PLAYBOOK = "local.yml"
 PULL_HEADER = HEADER.replace("(bp render)", "(bp render --pull)")
 # Connection settings that make no sense when the device runs the playbook on itself.
@@ -147,7 +147,7 @@ def _template(name: str, context: dict[str, Any]) -> str:
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        loader=jinja2.FileSystemLoader(str(content_root() / "templates")),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,

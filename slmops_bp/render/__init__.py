@@ -325,8 +325,8 @@ def _normalise(tree: Path) -> None:
 
 
 def render(plan: Plan, output: Path, *, pull: bool = False, collection: str = "bundle") -> None:
-    if pull:  # the ansible-pull layout: slmops_bp/pull.py
-        from slmops_bp.pull import render_pull
+    if pull:  # the ansible-pull layout: slmops_bp/render/pull.py
+        from slmops_bp.render.pull import render_pull
 
         render_pull(plan, output)
         return
