@@ -18,6 +18,7 @@ from support.lint import lint_whole_tree
 from slmops_bp import render as render_mod
 from slmops_bp.cli import cli
 from slmops_bp.pipeline import compile_and_plan
+from slmops_bp.render import files as render_files_mod
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "example-render"
@@ -97,7 +98,7 @@ def test_a_failed_render_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monk
     def broken(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(render_mod, "_normalise", broken)
+    monkeypatch.setattr(render_files_mod, "_normalise", broken)
     with pytest.raises(OSError):
         render_mod.write_tree(files, tmp_path / "out")
     assert os.listdir(tmp_path) == []

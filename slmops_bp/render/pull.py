@@ -35,16 +35,8 @@ from typing import Any
 from slmops_bp import ansible_yaml
 from slmops_bp.inventory import Host, Inventory
 from slmops_bp.plan import Combo, Plan, build_plan
-from slmops_bp.collection import content_root
-from slmops_bp.render import (
-    HEADER,
-    ansible_cfg,
-    combo_vars,
-    group_name,
-    inventory_data,
-    inventory_files,
-    write_tree,
-)
+from slmops_bp.render.data import HEADER, combo_vars, group_name, inventory_data
+from slmops_bp.render.files import ansible_cfg, inventory_files, template, write_tree
 
 PLAYBOOK = "local.yml"
 PULL_HEADER = HEADER.replace("(bp render)", "(bp render --pull)")
@@ -143,18 +135,6 @@ def class_table(plain: Plan) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- files
 
 
-def _template(name: str, context: dict[str, Any]) -> str:
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(content_root() / "templates")),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=True,
-    )
-    return env.get_template(name).render(context)
-
-
 def pull_files(plan: Plan) -> dict[str, str]:
     """Relative path → text of every generated file (the collection is copied apart)."""
     plain = plain_plan(plan)
@@ -173,10 +153,10 @@ def pull_files(plan: Plan) -> dict[str, str]:
         "dropped": dropped,
     }
     files = {
-        PLAYBOOK: _template("local.yml.j2", {"deployments": deployments}),
+        PLAYBOOK: template("local.yml.j2", {"deployments": deployments}),
         "ansible.cfg": ansible_cfg(PULL_HEADER, pull=True),
         "vars/bp.yml": ansible_yaml.dump(pull_vars(plan, plain), header=PULL_HEADER),
-        "README.md": _template("pull-README.md.j2", readme),
+        "README.md": template("pull-README.md.j2", readme),
         **inventory_files(inventory, PULL_HEADER, note),
     }
     return files
