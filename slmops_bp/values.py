@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Final
 from urllib.parse import SplitResult, unquote, urlsplit
 
+from slmops_bp.contract import HIDDEN_PREFIX
 from slmops_bp.diagnostics import shown
 
 SEGMENT_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$"
@@ -25,7 +26,7 @@ URI_PATTERN: Final = r"^(https?|file)://[^\s/]*/\S*[^\s/]$"
 """What the JSON Schema can say about an artifact URI; :func:`artifact_file` says the rest."""
 DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 FILE_NAME_MAX: Final = 255  # bytes, as most file systems allow
-RESERVED_PREFIX: Final = "."
+RESERVED_PREFIX: Final = HIDDEN_PREFIX
 """The device keeps its own files in a release directory as hidden names (``.bp-release.json``)."""
 EGRESS_PATTERN: Final = r"^[^\s/]+(/[0-9]{1,3})?$"
 """What the JSON Schema can say about an egress entry; :func:`parse_egress` says the rest."""
