@@ -16,6 +16,7 @@ from typing import Any
 
 from slmops_bp.blueprint import BlueprintSet, Entry
 from slmops_bp.diagnostics import Diagnostic, Severity, did_you_mean, error
+from slmops_bp.facts import FACTS_VAR, FactsProblem, resolve_facts
 from slmops_bp.inventory import Host, Inventory
 from slmops_bp.model import DeploymentSpec, DeviceClassSpec, HostMatch, OverlaySpec
 from slmops_bp.overlays import effective_spec, overlay_conflicts
@@ -67,6 +68,8 @@ class HostPlan:
     device_class: str
     class_reason: str
     assignments: list[Assignment] = field(default_factory=list)
+    facts: dict[str, Any] | None = None
+    """``bp_facts`` resolved (sizes in bytes); None: the device reports its own facts."""
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,7 @@ def build_plan(bset: BlueprintSet, inventory: Inventory) -> Plan:
         )
         groups[(cls, deps)].append(host)
         plan.hosts[host] = HostPlan(host, cls, classes[host][1])
+        diags += _resolve_facts(plan.hosts[host], inventory)
 
     spec_cache: dict[tuple[str, tuple[str, ...]], DeploymentSpec | None] = {}
     for (cls, deps), hosts in groups.items():
@@ -230,6 +234,17 @@ def build_plan(bset: BlueprintSet, inventory: Inventory) -> Plan:
                 ]
     plan.diagnostics = sorted(set(diags))
     return plan
+
+
+def _resolve_facts(hp: HostPlan, inventory: Inventory) -> list[Diagnostic]:
+    value = inventory.hosts[hp.name].vars.get(FACTS_VAR)
+    if value is None:
+        return []
+    try:
+        hp.facts = resolve_facts(value)
+    except FactsProblem as exc:
+        return [error("BP812", f"host '{hp.name}': {exc}", ",".join(inventory.sources))]
+    return []
 
 
 def _has(hp: HostPlan, dep: str) -> bool:

@@ -197,7 +197,15 @@ def _timed(bset: BlueprintSet) -> float:
 # ---------------------------------------------------------------- documentation
 
 CODE = re.compile(r"\bBP\d{3}\b")
-MODULES = ["loader.py", "blueprint.py", "selection.py", "overlays.py", "policy.py", "checks"]
+MODULES = [
+    "loader.py",
+    "blueprint.py",
+    "selection.py",
+    "overlays.py",
+    "policy.py",
+    "plan.py",
+    "checks",
+]
 
 
 def test_every_code_is_documented() -> None:

@@ -32,10 +32,9 @@ import yaml
 from click.testing import CliRunner
 from support.lint import lint_whole_tree
 
-from slmops_bp.render import pull
 from slmops_bp.cli import cli
 from slmops_bp.pipeline import compile_and_plan
-from slmops_bp.render import split_host_vars
+from slmops_bp.render import pull, split_host_vars
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -499,7 +498,7 @@ def test_a_device_outside_the_inventory_deploys_by_its_class(
     (facts / "bp.fact").write_text(json.dumps(fact))
     extra = {
         "bp_fact_path": str(facts),
-        "bp_facts": {"arch": "x86_64", "memory": "16GiB"},
+        "bp_facts": {"arch": "x86_64", "memory": 16 * 1024**3},  # by hand: bytes
         "ansible_python_interpreter": sys.executable,
     }
     proc = pull_fleet.pull("unlisted", "-i", "localhost,", "-e", json.dumps(extra))
