@@ -34,6 +34,7 @@ from support.lint import lint_whole_tree
 
 from slmops_bp.cli import cli
 from slmops_bp.pipeline import compile_and_plan
+from slmops_bp.plan import stand_in_plan
 from slmops_bp.render import pull, split_host_vars
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -544,7 +545,7 @@ def test_plain_plan_matches_bp_plan_for_a_host_in_no_group(tmp_path: Path) -> No
     )  # fmt: skip
     planned = compile_and_plan(str(blueprints), [str(inv)])
     assert planned.plan is not None and planned.ok, planned.diagnostics
-    plain = pull.plain_plan(planned.plan)
+    plain = stand_in_plan(planned.plan)
     assert plain.hosts["small-arm"].assignments[0].combo == (
         planned.plan.hosts["lonely"].assignments[0].combo
     )

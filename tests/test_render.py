@@ -208,3 +208,28 @@ def test_rendered_tree_passes_syntax_check_and_ansible_lint(tmp_path: Path) -> N
     proc = lint_whole_tree(out / "project")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
+
+
+class _NoBlueprints:
+    """Stands in for the blueprint set: rendering may not read it."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"render read plan.blueprints.{name}")
+
+
+def test_render_is_a_function_of_the_plan(tmp_path: Path) -> None:
+    """Push and pull content come from the plan's resolved data, never the blueprints."""
+    import dataclasses
+
+    from slmops_bp.plan import stand_in_plan
+    from slmops_bp.render import pull
+
+    planned = compile_and_plan(str(ROOT / "blueprints"), [str(ROOT / "inventory" / "example.ini")])
+    assert planned.plan is not None
+    plan = planned.plan
+    plain = stand_in_plan(plan)
+    expected_push, expected_pull = render_mod.render_files(plan), pull.pull_files(plan, plain)
+    alone = dataclasses.replace(plan, blueprints=_NoBlueprints())
+    plain_alone = dataclasses.replace(plain, blueprints=_NoBlueprints())
+    assert render_mod.render_files(alone) == expected_push
+    assert pull.pull_files(alone, plain_alone) == expected_pull

@@ -28,13 +28,11 @@ written atomically into a fresh directory.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 from slmops_bp import ansible_yaml
-from slmops_bp.inventory import Host, Inventory
-from slmops_bp.plan import Combo, Plan, build_plan
+from slmops_bp.plan import Combo, Plan, stand_in_plan
 from slmops_bp.render.data import HEADER, combo_vars, group_name, inventory_data
 from slmops_bp.render.files import ansible_cfg, inventory_files, template, write_tree
 
@@ -46,21 +44,6 @@ REMOTE_ONLY_PREFIXES = ("ansible_ssh_",)
 
 
 # ---------------------------------------------------------------- plain combinations
-
-
-def plain_plan(plan: Plan) -> Plan:
-    """A plan of one stand-in host per device class: in no group, with no overlay.
-
-    Planned by the same :func:`build_plan`, so the choice (fit, co-residency,
-    policy) is exactly the one ``bp plan`` makes, and a combination that some
-    inventory host also has gets the same id.
-    """
-    hosts = {
-        name: Host(name, frozenset({"all"}), {"bp_device_class": name})
-        for name in plan.blueprints.device_classes
-    }
-    stand_ins = Inventory(hosts=hosts, groups={"all": sorted(hosts)}, sources=["(device classes)"])
-    return build_plan(dataclasses.replace(plan.blueprints, overlays={}), stand_ins)
 
 
 def class_assignments(plain: Plan) -> dict[str, dict[str, dict[str, Any]]]:
@@ -135,9 +118,12 @@ def class_table(plain: Plan) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- files
 
 
-def pull_files(plan: Plan) -> dict[str, str]:
-    """Relative path → text of every generated file (the collection is copied apart)."""
-    plain = plain_plan(plan)
+def pull_files(plan: Plan, plain: Plan | None = None) -> dict[str, str]:
+    """Relative path → text of every generated file (the collection is copied apart).
+
+    ``plain``: the plan's :func:`~slmops_bp.plan.stand_in_plan` (planned here when not given).
+    """
+    plain = stand_in_plan(plan) if plain is None else plain
     inventory, dropped = pull_inventory(plan)
     note = PULL_HEADER + "\nEach host's variables are in host_vars/<host>.yml."
     if dropped:
@@ -162,6 +148,6 @@ def pull_files(plan: Plan) -> dict[str, str]:
     return files
 
 
-def render_pull(plan: Plan, output: Path) -> None:
+def render_pull(plan: Plan, output: Path, plain: Plan | None = None) -> None:
     """Write the pull layout into the fresh directory ``output`` (all or nothing)."""
-    write_tree(pull_files(plan), output, collection_at=".")
+    write_tree(pull_files(plan, plain), output, collection_at=".")
