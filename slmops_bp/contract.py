@@ -27,6 +27,10 @@ NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 """Document names: safe as file names and Ansible identifiers (SPEC §2)."""
 NAME_MAX: Final = 63
 
+EGRESS_WILDCARD: Final = "*."
+"""An egress host that starts with it stands for any name under the domain; the device
+cannot resolve it to addresses (it reports it unresolved)."""
+
 Delivery = Literal["device", "controller"]
 DELIVERIES: Final[tuple[str, ...]] = get_args(Delivery)
 
@@ -77,6 +81,7 @@ SHARED: Final[tuple[str, ...]] = (
     "NAME_PATTERN",
     "NAME_MAX",
     "DELIVERIES",
+    "EGRESS_WILDCARD",
     "RUNTIMES_DIR",
     "MODELS_DIR",
     "STATE_DIR",

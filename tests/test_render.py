@@ -233,3 +233,28 @@ def test_render_is_a_function_of_the_plan(tmp_path: Path) -> None:
     plain_alone = dataclasses.replace(plain, blueprints=_NoBlueprints())
     assert render_mod.render_files(alone) == expected_push
     assert pull.pull_files(alone, plain_alone) == expected_pull
+
+
+def test_render_package_has_no_cycle() -> None:
+    """render/: data <- files <- push, pull <- __init__; pull and push never import each other."""
+    import ast
+
+    package = ROOT / "slmops_bp" / "render"
+    allowed = {
+        "data": set(),
+        "files": {"data"},
+        "push": {"data", "files"},
+        "pull": {"data", "files"},
+    }
+    for name, may in allowed.items():
+        tree = ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == "slmops_bp.render":
+                    imported.add("__init__")
+                elif node.module.startswith("slmops_bp.render."):
+                    imported.add(node.module.rsplit(".", 1)[1])
+            elif isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names if a.name.startswith("slmops_bp.render")}
+        assert imported <= may, f"render/{name}.py imports {sorted(imported - may)}"

@@ -15,11 +15,11 @@ import socket
 import threading
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.slmops.bp.plugins.module_utils.bp_contract import EGRESS_WILDCARD
 
 _ARCH = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "armv8": "aarch64", "armhf": "armv7l",
          "riscv64gc": "riscv64"}
 _RESOLVED = {}
-_HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 _RESOLVE_SECONDS = 2.0
 
 
@@ -108,10 +108,10 @@ def bp_egress_ips(allow):
             ips.add(str(entry["address"]))
         elif entry["host"] == "localhost":
             continue
-        elif _HOST_RE.match(entry["host"]):
-            names.append(entry["host"])
-        else:
+        elif entry["host"].startswith(EGRESS_WILDCARD):
             unresolved.append(entry["host"])
+        else:
+            names.append(entry["host"])
     for name, addrs in sorted(_resolve(sorted(set(names))).items()):
         if addrs:
             ips.update(addrs)

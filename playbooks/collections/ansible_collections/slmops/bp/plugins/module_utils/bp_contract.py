@@ -14,6 +14,7 @@ PROVISIONED_ENGINES = ('onnxruntime', 'llama-cpp', 'ollama', 'litert')
 NAME_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'
 NAME_MAX = 63
 DELIVERIES = ('device', 'controller')
+EGRESS_WILDCARD = '*.'
 RUNTIMES_DIR = 'runtimes'
 MODELS_DIR = 'models'
 STATE_DIR = 'state'
