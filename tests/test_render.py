@@ -119,6 +119,7 @@ def test_invalid_blueprints_render_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_blueprint_values_are_unsafe_data_and_read_back_verbatim(tmp_path: Path) -> None:
     """Every blueprint string reaches Ansible as !unsafe data that YAML 1.1 reads back exactly."""
     from ansible.parsing.yaml.loader import AnsibleLoader
@@ -165,6 +166,7 @@ def test_secrets_are_never_written(tmp_path: Path) -> None:
     assert "ansible_password" in (out / "inventory" / "hosts.yml").read_text()  # named, not valued
 
 
+@pytest.mark.slow
 def test_ansible_reads_the_rendered_ansible_cfg_from_the_project(tmp_path: Path) -> None:
     """What ansible-config says, run from project/ with no ANSIBLE_* variable set."""
     out = tmp_path / "out"
