@@ -393,7 +393,10 @@ def _plan_combination(
             continue
         combo = _combo(cls, req, overlays_of[req.name], choice)
         if combo.id not in plan.combos:
-            plan.combos[combo.id] = replace(combo, release=resolve_release(bset, combo))
+            release = resolve_release(
+                bset, combo.deployment, cls, combo.overlays, combo.spec, combo.choice
+            )
+            plan.combos[combo.id] = replace(combo, release=release)
         combo = plan.combos[combo.id]
         assignment = _assignment(plan, req, combo)
         for host in hosts:

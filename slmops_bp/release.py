@@ -16,23 +16,30 @@ from slmops_bp.values import artifact_file
 
 if TYPE_CHECKING:
     from slmops_bp.blueprint import BlueprintSet
-    from slmops_bp.plan import Combo
+    from slmops_bp.coresidency import Choice
+    from slmops_bp.model import DeploymentSpec
 
 
-def resolve_release(bset: BlueprintSet, combo: Combo) -> dict[str, Any]:
+def resolve_release(
+    bset: BlueprintSet,
+    deployment: str,
+    device_class: str,
+    overlays: tuple[str, ...],
+    spec: DeploymentSpec,
+    choice: Choice,
+) -> dict[str, Any]:
     """Everything the content needs for one deployment × combination (SPEC §6)."""
-    spec = combo.spec
     model = bset.models[spec.model].spec
-    variant = next(v for v in model.variants if v.name == combo.choice.variant)
-    runtime = bset.runtimes[combo.choice.runtime].spec
+    variant = next(v for v in model.variants if v.name == choice.variant)
+    runtime = bset.runtimes[choice.runtime].spec
     policy = bset.policies[spec.privacy].spec
-    cls = bset.device_classes[combo.device_class].spec
+    cls = bset.device_classes[device_class].spec
     rollout = spec.rollout
     install = runtime.install.model_dump(mode="json", exclude_none=True)
     if runtime.install.archive is not None:  # the device stores it under the resolved name
         install["archive"]["filename"] = artifact_file(runtime.install.archive.url)
     return {
-        "deployment": combo.deployment,
+        "deployment": deployment,
         "model": spec.model,
         "version": model.version,
         "variant": variant.name,
@@ -40,8 +47,8 @@ def resolve_release(bset: BlueprintSet, combo: Combo) -> dict[str, Any]:
         "precision": variant.precision,
         "task": model.task,
         "license": model.license,
-        "description": bset.deployments[combo.deployment].metadata.description or "",
-        "labels": dict(bset.deployments[combo.deployment].metadata.labels),
+        "description": bset.deployments[deployment].metadata.description or "",
+        "labels": dict(bset.deployments[deployment].metadata.labels),
         "artifact": {
             "uri": variant.artifact.uri,
             "sha256": variant.artifact.sha256,
@@ -49,11 +56,11 @@ def resolve_release(bset: BlueprintSet, combo: Combo) -> dict[str, Any]:
             "filename": variant.artifact.filename,
         },
         "memory": variant.memory,
-        "accelerator": combo.choice.accelerator,
-        "delivery": combo.choice.delivery,
-        "overlays": list(combo.overlays),
+        "accelerator": choice.accelerator,
+        "delivery": choice.delivery,
+        "overlays": list(overlays),
         "runtime": {
-            "name": combo.choice.runtime,
+            "name": choice.runtime,
             "engine": runtime.engine,
             "version": runtime.version,
             "formats": list(runtime.formats),
@@ -92,7 +99,7 @@ def resolve_release(bset: BlueprintSet, combo: Combo) -> dict[str, Any]:
         "on_failure": rollout.on_failure,
         "keep": spec.keep,
         "class": {
-            "name": combo.device_class,
+            "name": device_class,
             "arch": cls.arch,
             "memory": cls.memory,
             "reserve": cls.reserve,
