@@ -205,6 +205,7 @@ MODULES = [
     "coresidency.py",
     "overlays.py",
     "policy.py",
+    "plan.py",
     "checks",
 ]
 

@@ -21,11 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "slmops_bp"
 MAX_LINES = 500
 
-# Known exceptions, each with the work that removes it.  The render/ package (push and pull
-# trees, one Jinja environment) takes the render <-> pull cycle out.
-KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"slmops_bp.render", "slmops_bp.pull"}),  # render/ package
-}
+# Known exceptions, each with the work that removes it.
+KNOWN_CYCLES: set[frozenset[str]] = set()
 KNOWN_PRIVATE_IMPORTS: set[tuple[str, str, str]] = set()
 KNOWN_COMMAND_IMPORTS: set[tuple[str, str]] = set()
 
