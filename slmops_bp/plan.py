@@ -12,7 +12,7 @@ import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slmops_bp.blueprint import BlueprintSet, Entry
 from slmops_bp.diagnostics import Diagnostic, Severity, did_you_mean, error
@@ -22,6 +22,9 @@ from slmops_bp.overlays import effective_spec, overlay_conflicts
 from slmops_bp.policy import policy_digest
 from slmops_bp.selection import Choice, Request, choose
 from slmops_bp.stages import assign_stages
+
+if TYPE_CHECKING:
+    from slmops_bp.measured import Measured
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,7 @@ def _unknown_class(host: str, value: object, bset: BlueprintSet, inv: Inventory)
 # ---------------------------------------------------------------- planning
 
 
-def build_plan(bset: BlueprintSet, inventory: Inventory) -> Plan:
+def build_plan(bset: BlueprintSet, inventory: Inventory, measured: Measured | None = None) -> Plan:
     classes, unmanaged, diags = classify(bset, inventory)
     order = sorted(bset.deployments, key=lambda n: (-bset.deployments[n].spec.priority, n))
     targets = _targets(bset, inventory, classes, order)
@@ -216,7 +219,7 @@ def build_plan(bset: BlueprintSet, inventory: Inventory) -> Plan:
 
     spec_cache: dict[tuple[str, tuple[str, ...]], DeploymentSpec | None] = {}
     for (cls, deps), hosts in groups.items():
-        diags += _plan_combination(plan, cls, deps, hosts, spec_cache)
+        diags += _plan_combination(plan, cls, deps, hosts, spec_cache, measured)
 
     for dep in order:
         members = [h for h in targets[dep] if h in plan.hosts and _has(plan.hosts[h], dep)]
@@ -314,6 +317,7 @@ def _plan_combination(
     deps: tuple[tuple[str, tuple[str, ...]], ...],
     hosts: list[str],
     spec_cache: dict[tuple[str, tuple[str, ...]], DeploymentSpec | None],
+    measured: Measured | None = None,
 ) -> list[Diagnostic]:
     bset = plan.blueprints
     diags: list[Diagnostic] = []
@@ -335,6 +339,7 @@ def _plan_combination(
                 spec,
                 bset.models[spec.model].spec,
                 bset.policies[spec.privacy].spec,
+                measured.on(cls, spec.model) if measured else None,
             )
         )
     cls_spec = bset.device_classes[cls].spec

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from slmops_bp.model import (
     DeploymentSpec,
@@ -29,6 +29,9 @@ from slmops_bp.model import (
 )
 from slmops_bp.policy import delivery, source_allowed
 from slmops_bp.quantities import format_size, human_size
+
+if TYPE_CHECKING:
+    from slmops_bp.measured import Evidence
 
 HOST = "host"
 """The pool of the class's own memory (``memory - reserve``)."""
@@ -75,6 +78,8 @@ class Request:
     spec: DeploymentSpec
     model: ModelSpec
     policy: PrivacyPolicySpec
+    measured: Mapping[str, Evidence] | None = field(default=None, compare=False)
+    """variant → what the fleet measured on this class (``prefer: measured``)."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +185,10 @@ def static_candidates(
         else:
             rejected.append(outcome)
     candidates.sort(key=preference_key(req.spec.variants.prefer))
+    if req.spec.variants.prefer == "measured":
+        from slmops_bp.measured import rank
+
+        candidates = rank(candidates, req.measured)
     return candidates, rejected
 
 
@@ -505,6 +514,9 @@ def _choice(
         if prefer == "size"
         else f"quality {chosen.quality:g}"
     )
+    if prefer == "measured":
+        evidence = (req.measured or {}).get(chosen.variant)
+        measure = evidence.summary() if evidence else f"not measured on the class, {measure}"
     rank = "best" if not skipped else f"best that leaves room ({skipped} better left no room)"
     reason = (
         f"{chosen.variant}: {measure}, {rank} of {len(candidates)} candidate(s) by {prefer}; "

@@ -11,7 +11,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from slmops_bp import history, interrupt, report
 from slmops_bp.apply import Outcome, Tracker, exclusive, judge, run_playbook
 from slmops_bp.commands.plan import check_lock
 from slmops_bp.diagnostics import EnvironmentFailure, sort_unique
+from slmops_bp.measurements import Collector
 from slmops_bp.pipeline import compile_and_plan
 from slmops_bp.plan import Plan
 
@@ -113,6 +114,7 @@ def _apply(plan: Plan, opts: Options, state_dir: Path, db: Path, stop: interrupt
     inventories.append(str((run_dir / "inventory" / "hosts.yml").absolute()))
     tracker = Tracker()
     reached = Reached()
+    checks = Collector(plan)
     started = _now()
     outcome: Outcome | None = None
     try:
@@ -121,6 +123,7 @@ def _apply(plan: Plan, opts: Options, state_dir: Path, db: Path, stop: interrupt
             def on_event(event: dict[str, Any]) -> None:
                 tracker.feed(event)
                 reached.feed(event)
+                checks.feed(event)
                 progress.update(tracker, event)
 
             rc, status = run_playbook(
@@ -157,10 +160,18 @@ def _apply(plan: Plan, opts: Options, state_dir: Path, db: Path, stop: interrupt
     except BaseException:
         failed = outcome or judge(plan, tracker, -1, "error")
         with contextlib.suppress(EnvironmentFailure):  # the first error is the one to show
-            _record(plan, opts, db, failed, started, word="error")
+            run_id = _record(plan, opts, db, failed, started, word="error")
+            keep_measurements(db, checks, run_id)
         raise
-    _record(plan, opts, db, outcome, started)
+    run_id = _record(plan, opts, db, outcome, started)
+    keep_measurements(db, checks, run_id)
     return outcome
+
+
+def keep_measurements(db: Path, checks: Collector, run_id: int) -> None:
+    """What the run's health checks measured, into the history, tied to the run."""
+    rows = [replace(m, run_id=run_id) for m in checks.rows()]
+    history.record_measurements(db, rows, recorded_at=_now())
 
 
 def _record(
@@ -171,7 +182,7 @@ def _record(
     started: str,
     command: str = "apply",
     word: str | None = None,
-) -> None:
+) -> int:
     hosts = {
         name: {
             "status": r.status,
@@ -181,7 +192,7 @@ def _record(
         }
         for name, r in outcome.hosts.items()
     }
-    history.record(
+    return history.record(
         db,
         started_at=started,
         finished_at=_now(),
@@ -202,7 +213,7 @@ def history_db(opts: Options, state_dir: Path) -> Path:
 
 
 def history_path(state_dir: Path) -> Path:
-    return Path(os.environ.get("BP_HISTORY_DB") or state_dir / "history.sqlite")
+    return history.default_path(state_dir)
 
 
 def _user() -> str | None:

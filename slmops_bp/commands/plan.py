@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from slmops_bp import report
+from slmops_bp import history, report
 from slmops_bp.diagnostics import Diagnostic, Severity, error, sort_unique
 from slmops_bp.pipeline import Planned, compile_and_plan
 from slmops_bp.plan import Plan
@@ -33,8 +33,21 @@ def check_lock(plan: Plan, lock_path: Path) -> list[Diagnostic]:
     ]  # fmt: skip
 
 
-def run(blueprints: str, inventory: Sequence[str], fmt: str, locked: bool, lock_path: str) -> int:
-    planned = compile_and_plan(blueprints, inventory)
+def run(
+    blueprints: str,
+    inventory: Sequence[str],
+    fmt: str,
+    locked: bool,
+    lock_path: str,
+    state_dir: str = ".bp",
+    history_db: str | None = None,
+) -> int:
+    from slmops_bp.measured import Measured
+
+    measured = Measured.load(
+        Path(history_db) if history_db else history.default_path(Path(state_dir))
+    )
+    planned = compile_and_plan(blueprints, inventory, measured)
     if planned.plan is not None and locked:
         planned.diagnostics = sort_unique(
             planned.diagnostics + check_lock(planned.plan, Path(lock_path))
