@@ -21,7 +21,7 @@ from statistics import median
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from slmops_bp.diagnostics import Diagnostic, Severity
-from slmops_bp.history import Measurement, measurements
+from slmops_bp.history import Measurement, default_path, measurements
 from slmops_bp.quantities import human_size
 
 if TYPE_CHECKING:
@@ -96,6 +96,13 @@ class Measured:
     def load(cls, db: Path) -> Measured:
         """From the history database; empty when there is none (nothing was measured yet)."""
         return cls.of(measurements(db), str(db))
+
+    @classmethod
+    def read(cls, history_db: str | None = None, state_dir: str = ".bp") -> Measured:
+        """What every planning command reads: ``--history-db``, else the state dir's history
+        (``$BP_HISTORY_DB`` first), so that plan, explain, lock, render, apply and status plan
+        from the same numbers."""
+        return cls.load(Path(history_db) if history_db else default_path(Path(state_dir)))
 
     @classmethod
     def of(cls, rows: Iterable[Measurement], source: str = "") -> Measured:

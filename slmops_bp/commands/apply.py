@@ -20,6 +20,7 @@ from slmops_bp import history, interrupt, report
 from slmops_bp.apply import Outcome, Tracker, exclusive, judge, run_playbook
 from slmops_bp.commands.plan import check_lock
 from slmops_bp.diagnostics import EnvironmentFailure, sort_unique
+from slmops_bp.measured import Measured
 from slmops_bp.measurements import Collector
 from slmops_bp.pipeline import compile_and_plan
 from slmops_bp.plan import Plan
@@ -67,7 +68,9 @@ def prune_runs(state_dir: Path, keep: int = KEEP_RUNS) -> None:
 def run(opts: Options) -> int:
     out = sys.stdout
     diag_out = sys.stderr if opts.fmt == "json" else sys.stdout
-    planned = compile_and_plan(opts.blueprints, opts.inventory)
+    state_dir = Path(opts.state_dir)
+    db = history_db(opts, state_dir)
+    planned = compile_and_plan(opts.blueprints, opts.inventory, Measured.load(db))
     if planned.plan is not None and opts.locked:
         planned.diagnostics = sort_unique(
             planned.diagnostics + check_lock(planned.plan, Path(opts.lock_path))
@@ -77,8 +80,6 @@ def run(opts: Options) -> int:
         sys.stderr.write(f"nothing applied: {report.summary(planned.diagnostics)}\n")
         return 1
     plan = planned.plan
-    state_dir = Path(opts.state_dir)
-    db = history_db(opts, state_dir)
     history.check(db)  # a bad path fails here, before anything changes
     with interrupt.deferred() as stop:
         with exclusive(state_dir):

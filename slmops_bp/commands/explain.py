@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from slmops_bp import history, report
+from slmops_bp import report
 from slmops_bp.diagnostics import error
 from slmops_bp.measured import Measured
 from slmops_bp.pipeline import compile_and_plan
@@ -129,9 +128,7 @@ def run(
     state_dir: str = ".bp",
     history_db: str | None = None,
 ) -> int:
-    measured = Measured.load(
-        Path(history_db) if history_db else history.default_path(Path(state_dir))
-    )
+    measured = Measured.read(history_db, state_dir)
     planned = compile_and_plan(blueprints, inventory, measured)
     plan = planned.plan
     diags = list(planned.diagnostics)

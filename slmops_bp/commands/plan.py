@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from slmops_bp import history, report
+from slmops_bp import report
 from slmops_bp.diagnostics import Diagnostic, Severity, error, sort_unique
 from slmops_bp.pipeline import Planned, compile_and_plan
 from slmops_bp.plan import Plan
@@ -44,9 +44,7 @@ def run(
 ) -> int:
     from slmops_bp.measured import Measured
 
-    measured = Measured.load(
-        Path(history_db) if history_db else history.default_path(Path(state_dir))
-    )
+    measured = Measured.read(history_db, state_dir)
     planned = compile_and_plan(blueprints, inventory, measured)
     if planned.plan is not None and locked:
         planned.diagnostics = sort_unique(

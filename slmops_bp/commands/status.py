@@ -14,6 +14,7 @@ from typing import Any
 from slmops_bp import history, report
 from slmops_bp.apply import run_playbook
 from slmops_bp.commands.apply import fresh_run_dir, prune_runs
+from slmops_bp.measured import Measured
 from slmops_bp.pipeline import compile_and_plan
 from slmops_bp.plan import Plan
 
@@ -226,11 +227,11 @@ def write_text(rows: Sequence[Row]) -> None:
 
 def run(blueprints: str, inventory: Sequence[str], fmt: str, limit: str | None,
         state_dir: str, output: str | None, history_db: str | None = None) -> int:  # fmt: skip
-    planned = compile_and_plan(blueprints, inventory)
+    db = Path(history_db) if history_db else history.default_path(Path(state_dir))
+    planned = compile_and_plan(blueprints, inventory, Measured.load(db))
     if planned.plan is None:
         report.write_text(planned.diagnostics, sys.stderr)
         return 1
-    db = Path(history_db) if history_db else history.default_path(Path(state_dir))
     history.check(db)  # a bad path fails before the fleet is read
     states, errors = read_fleet(planned.plan, inventory, Path(state_dir), limit)
     keep_measurements(db, planned.plan, states)
