@@ -1,8 +1,9 @@
 """Measurements used: what the fleet measured, read back by ``bp plan`` and ``bp explain``.
 
 The history keeps every health check the devices made (:mod:`slmops_bp.measurements`).  Per
-device class, model and variant this module folds them into :class:`Evidence` — each host's
-latest check, then the median throughput across hosts and the largest resident memory — and
+device class, model and release (``<version>-<variant>``: a new version of the model is new
+evidence) this module folds them into :class:`Evidence` — each host's latest check, then the
+median throughput across hosts and the largest resident memory — and
 
 - warns (BP820) when a planned variant's measured throughput on a class is below the
   deployment's ``rollout.health.min_tokens_per_s``, and (BP821) when its measured resident
@@ -48,6 +49,7 @@ class Evidence:
 
     device_class: str
     model: str
+    release: str
     variant: str
     samples: tuple[Sample, ...]
 
@@ -87,7 +89,7 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Measured:
-    """Evidence per (device class, model, variant)."""
+    """Evidence per (device class, model, release)."""
 
     evidence: Mapping[tuple[str, str, str], Evidence]
     source: str = ""
@@ -107,17 +109,20 @@ class Measured:
     @classmethod
     def of(cls, rows: Iterable[Measurement], source: str = "") -> Measured:
         latest: dict[tuple[str, str, str], dict[str, Measurement]] = defaultdict(dict)
-        for m in rows:
+        rows_seen = list(rows)
+        for m in rows_seen:
             if not (m.device_class and m.model and m.variant):
                 continue
             if m.tokens_per_s is None and m.rss_bytes is None:
                 continue
-            per_host = latest[(m.device_class, m.model, m.variant)]
+            per_host = latest[(m.device_class, m.model, m.release)]
             if m.host not in per_host or m.checked_at > per_host[m.host].checked_at:
                 per_host[m.host] = m
+        variants = {(m.device_class, m.model, m.release): m.variant for m in rows_seen}
         evidence = {
             key: Evidence(
                 *key,
+                variants[key] or "",
                 tuple(
                     Sample(h, m.checked_at, m.tokens_per_s, m.rss_bytes)
                     for h, m in sorted(per_host.items())
@@ -127,12 +132,12 @@ class Measured:
         }
         return cls(evidence, source)
 
-    def on(self, device_class: str, model: str) -> dict[str, Evidence]:
-        """variant → evidence, for one model on one class."""
+    def on(self, device_class: str, model: str, version: str) -> dict[str, Evidence]:
+        """variant → evidence, for one version of a model on one class."""
         return {
-            variant: ev
-            for (cls_name, mdl, variant), ev in self.evidence.items()
-            if cls_name == device_class and mdl == model
+            ev.variant: ev
+            for (cls_name, mdl, release), ev in self.evidence.items()
+            if cls_name == device_class and mdl == model and release == f"{version}-{ev.variant}"
         }
 
 
@@ -164,8 +169,12 @@ def warnings(plan: Plan, measured: Measured) -> list[Diagnostic]:
     bset = plan.blueprints
     for combo in sorted(plan.combos.values(), key=lambda c: c.id):
         spec = combo.spec
-        ev = measured.evidence.get((combo.device_class, spec.model, combo.choice.variant))
-        if ev is None or spec.model not in bset.models:
+        if spec.model not in bset.models:
+            continue
+        model = bset.models[spec.model]
+        release = f"{model.spec.version}-{combo.choice.variant}"
+        ev = measured.evidence.get((combo.device_class, spec.model, release))
+        if ev is None:
             continue
         dep = bset.deployments[combo.deployment]
         minimum = spec.rollout.health.min_tokens_per_s
@@ -182,7 +191,6 @@ def warnings(plan: Plan, measured: Measured) -> list[Diagnostic]:
                     severity=Severity.WARNING,
                 )
             )
-        model = bset.models[spec.model]
         index = next(i for i, v in enumerate(model.spec.variants) if v.name == ev.variant)
         declared = model.spec.variants[index].memory
         heavy = [s for s in ev.samples if s.rss_bytes is not None and s.rss_bytes > declared]

@@ -339,7 +339,9 @@ def _plan_combination(
                 spec,
                 bset.models[spec.model].spec,
                 bset.policies[spec.privacy].spec,
-                measured.on(cls, spec.model) if measured else None,
+                measured.on(cls, spec.model, bset.models[spec.model].spec.version)
+                if measured
+                else None,
             )
         )
     cls_spec = bset.device_classes[cls].spec

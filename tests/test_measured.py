@@ -287,11 +287,12 @@ def test_measured_evidence_takes_each_hosts_latest_check_and_the_median(tmp_path
             seen("x1", "fp32", 99.0, "2026-01-02T00:00:02+00:00", cls="other"),
         ]
     )
-    ev = measured.evidence[("edge", "lm", "fp32")]
+    ev = measured.evidence[("edge", "lm", "1.0.0-fp32")]
     assert ev.tokens_per_s == 14.0
     assert ev.rss_bytes == 1200 * MiB
     assert ev.last_checked == "2026-01-02T00:00:02+00:00"
-    assert set(measured.on("other", "lm")) == {"fp32"}
+    assert set(measured.on("other", "lm", "1.0.0")) == {"fp32"}
+    assert measured.on("other", "lm", "2.0.0") == {}  # another version is not the same build
 
 
 def test_rank_puts_measured_candidates_first_by_throughput_then_the_given_order() -> None:
@@ -300,7 +301,7 @@ def test_rank_puts_measured_candidates_first_by_throughput_then_the_given_order(
             seen("e1", "b", 5.0, "2026-01-02T00:00:00+00:00"),
             seen("e1", "c", 50.0, "2026-01-02T00:00:00+00:00"),
         ]
-    ).on("edge", "lm")
+    ).on("edge", "lm", "1.0.0")
 
     class C:
         def __init__(self, variant: str) -> None:
@@ -439,3 +440,13 @@ def test_a_history_path_that_is_no_history_is_an_environment_error_for_plan(
                                       "--history-db", str(db)])  # fmt: skip
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+def test_measurements_of_an_earlier_model_version_are_not_evidence(tmp_path: Path) -> None:
+    db = tmp_path / "history.sqlite"
+    old = seen("e1", "fp32", 1.0, "2026-01-02T10:00:00+00:00", rss=4 * 1024 * MiB)
+    seed(db, [Measurement(**{**old.as_json(), "release": "0.9.0-fp32"})])
+    bp_dir, inv = repo(tmp_path)
+    code, out = bp("plan", B, str(bp_dir), "-i", str(inv), "--history-db", str(db))
+    assert code == 0
+    assert "BP820" not in out and "BP821" not in out

@@ -23,7 +23,7 @@ def explain(plan: Plan, host: str, measured: Measured | None = None) -> dict[str
     for a in hp.assignments:
         combo = plan.explanations[(host, a.deployment)]
         choice = combo.choice
-        evidence = measured.on(hp.device_class, a.model)
+        evidence = measured.on(hp.device_class, a.model, a.version)
         deployments.append(
             {
                 "name": a.deployment,

@@ -19,10 +19,12 @@ from slmops_bp.commands.apply import (
     exit_code,
     fresh_run_dir,
     history_db,
+    keep_measurements,
     prune_runs,
     write_table,
 )
 from slmops_bp.diagnostics import EnvironmentFailure, did_you_mean
+from slmops_bp.measurements import Collector
 from slmops_bp.recover import Reached, settle_in_flight
 
 
@@ -53,6 +55,7 @@ def run(
     db = history_db(opts, Path(state_dir))
     history.check(db)  # a bad path fails here, before anything changes
     tracker = Tracker()
+    checks = Collector(plan, source="rollback")
     started = _now()
     command = "rollback " + deployment
     with interrupt.deferred() as stop, exclusive(Path(state_dir)):
@@ -67,6 +70,7 @@ def run(
             def on_event(event: dict[str, Any]) -> None:
                 tracker.feed(event)
                 reached.feed(event)
+                checks.feed(event)
 
             rc, status = run_playbook(
                 run_dir.absolute(), f"rollback-{deployment}.yml", sources, limit=limit,
@@ -82,9 +86,11 @@ def run(
         except BaseException:
             failed = outcome or judge(plan, tracker, -1, "error")
             with contextlib.suppress(EnvironmentFailure):
-                _record(plan, opts, db, failed, started, command=command, word="error")
+                run_id = _record(plan, opts, db, failed, started, command=command, word="error")
+                keep_measurements(db, checks, run_id)
             raise
-        _record(plan, opts, db, outcome, started, command=command)
+        run_id = _record(plan, opts, db, outcome, started, command=command)
+        keep_measurements(db, checks, run_id)
     prune_runs(Path(state_dir))
     if fmt == "json":
         json.dump(outcome.as_json(), sys.stdout, indent=2)

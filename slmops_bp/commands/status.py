@@ -17,6 +17,7 @@ from slmops_bp.commands.apply import fresh_run_dir, prune_runs
 from slmops_bp.measured import Measured
 from slmops_bp.pipeline import compile_and_plan
 from slmops_bp.plan import Plan
+from slmops_bp.quantities import human_size
 
 STATE_TASK = "Read device state"
 
@@ -209,7 +210,7 @@ def write_text(rows: Sequence[Row]) -> None:
 
     table = Table(title="bp status")
     for column in ("host", "deployment", "running", "planned", "health", "latency", "tok/s",
-                   "drift"):  # fmt: skip
+                   "resident", "drift"):  # fmt: skip
         table.add_column(column, overflow="fold")
     for r in rows:
         colour = {"ok": "green", "failed": "red", "unreachable": "magenta"}.get(r.health, "yellow")
@@ -218,6 +219,7 @@ def write_text(rows: Sequence[Row]) -> None:
             f"[{colour}]{r.health}[/]",
             "-" if r.latency_ms is None else f"{float(r.latency_ms):.3g}ms",
             "-" if r.tokens_per_s is None else f"{float(r.tokens_per_s):,.1f}",
+            "-" if r.rss_bytes is None else human_size(r.rss_bytes),
             "; ".join(r.drift) or "[green]none[/]",
         )  # fmt: skip
     Console(file=sys.stdout, width=140).print(table)

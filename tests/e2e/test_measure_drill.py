@@ -46,8 +46,9 @@ class Fleet:
         self.blueprint.write_text(text, encoding="utf-8")
 
     def bp(self, *args: str) -> tuple[int, str, str]:
-        argv = [*args, "--blueprints", str(self.root / "blueprints")]
+        argv = [*args]
         if args[0] in ("apply", "status", "plan", "explain"):
+            argv += ["--blueprints", str(self.root / "blueprints")]
             argv += ["-i", str(self.root / "inventory" / "hosts.yml")]
         argv += ["--state-dir", str(self.root / ".bp")]
         result = CliRunner().invoke(cli, argv)
