@@ -321,3 +321,19 @@ def measurements(
         args.append(limit)
     with closing(_connect(db)) as conn:
         return [Measurement(*row) for row in conn.execute(sql, args)]
+
+
+def latest_measurements(db: Path) -> list[Measurement]:
+    """Each host's latest check per device class, model and release that measured something:
+    what a plan weighs (older checks stay in the history, unread)."""
+    if not db.exists():
+        return []
+    columns = ", ".join(MEASUREMENT_FIELDS)
+    sql = (
+        f"SELECT {columns} FROM (SELECT {columns}, row_number() OVER (PARTITION BY host,"
+        " device_class, model, release ORDER BY checked_at DESC, id DESC) AS newest"
+        " FROM measurements WHERE tokens_per_s IS NOT NULL OR rss_bytes IS NOT NULL)"
+        " WHERE newest = 1 ORDER BY device_class, model, release, host"
+    )
+    with closing(_connect(db)) as conn:
+        return [Measurement(*row) for row in conn.execute(sql)]

@@ -22,7 +22,7 @@ from statistics import median
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from slmops_bp.diagnostics import Diagnostic, Severity
-from slmops_bp.history import Measurement, default_path, measurements
+from slmops_bp.history import Measurement, default_path, latest_measurements
 from slmops_bp.quantities import human_size
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class Measured:
     @classmethod
     def load(cls, db: Path) -> Measured:
         """From the history database; empty when there is none (nothing was measured yet)."""
-        return cls.of(measurements(db), str(db))
+        return cls.of(latest_measurements(db), str(db))
 
     @classmethod
     def read(cls, history_db: str | None = None, state_dir: str = ".bp") -> Measured:

@@ -450,3 +450,17 @@ def test_measurements_of_an_earlier_model_version_are_not_evidence(tmp_path: Pat
     code, out = bp("plan", B, str(bp_dir), "-i", str(inv), "--history-db", str(db))
     assert code == 0
     assert "BP820" not in out and "BP821" not in out
+
+
+def test_a_plan_reads_each_hosts_latest_check_only(tmp_path: Path) -> None:
+    db = tmp_path / "history.sqlite"
+    seed(db, [
+        seen("e1", "fp32", 5.0, "2026-01-01T10:00:00+00:00"),  # slow once, fast since
+        seen("e1", "fp32", 25.0, "2026-01-02T10:00:00+00:00"),
+        seen("e2", "fp32", None, "2026-01-03T10:00:00+00:00", health="failed"),  # nothing measured
+    ])  # fmt: skip
+    latest = history.latest_measurements(db)
+    assert [(m.host, m.tokens_per_s) for m in latest] == [("e1", 25.0)]
+    bp_dir, inv = repo(tmp_path)
+    code, out = bp("plan", B, str(bp_dir), "-i", str(inv), "--history-db", str(db))
+    assert code == 0 and "BP820" not in out
