@@ -33,6 +33,11 @@ HEAVY = "BP821"
 SHOWN_HOSTS = 3
 
 
+def number(value: float) -> str:
+    """A measured figure for people: one decimal at most, never an exponent (12.5, 20, 170969.3)."""
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
 @dataclass(frozen=True)
 class Sample:
     """One host's latest check of a variant on its class."""
@@ -80,7 +85,7 @@ class Evidence:
 
     def summary(self) -> str:
         rate = self.tokens_per_s
-        what = f"{rate:g} tokens/s" if rate is not None else "no throughput"
+        what = f"{number(rate)} tokens/s" if rate is not None else "no throughput"
         return (
             f"measured {what} (median of {len(self.samples)} host(s) of class "
             f"'{self.device_class}', last checked {self.last_checked})"
@@ -185,7 +190,7 @@ def warnings(plan: Plan, measured: Measured) -> list[Diagnostic]:
                 dep.diag(
                     SLOW,
                     f"variant '{combo.choice.variant}' on class '{combo.device_class}' measured "
-                    f"below min_tokens_per_s {minimum:g}: {_hosts(slow, 'rate')}; "
+                    f"below min_tokens_per_s {number(minimum)}: {_hosts(slow, 'rate')}; "
                     f"{ev.summary()} (history {measured.source})",
                     ("spec", "rollout", "health", "min_tokens_per_s"),
                     severity=Severity.WARNING,
@@ -210,7 +215,8 @@ def warnings(plan: Plan, measured: Measured) -> list[Diagnostic]:
 
 def _hosts(samples: Sequence[Sample], what: str) -> str:
     def one(s: Sample) -> str:
-        value = f"{s.tokens_per_s:g} tokens/s" if what == "rate" else human_size(s.rss_bytes or 0)
+        rate = f"{number(s.tokens_per_s or 0)} tokens/s"
+        value = rate if what == "rate" else human_size(s.rss_bytes or 0)
         return f"{s.host} {value} at {s.checked_at}"
 
     shown = ", ".join(one(s) for s in samples[:SHOWN_HOSTS])

@@ -9,7 +9,7 @@ from typing import Any
 
 from slmops_bp import report
 from slmops_bp.diagnostics import error
-from slmops_bp.measured import Measured
+from slmops_bp.measured import Measured, number
 from slmops_bp.pipeline import compile_and_plan
 from slmops_bp.plan import Plan
 from slmops_bp.quantities import human_size
@@ -114,7 +114,7 @@ def _measured(candidate: dict[str, Any]) -> str:
         return ""
     parts = []
     if m["tokens_per_s"] is not None:
-        parts.append(f"{m['tokens_per_s']:g} tokens/s")
+        parts.append(f"{number(m['tokens_per_s'])} tokens/s")
     if m["rss_bytes"] is not None:
         parts.append(f"resident {human_size(m['rss_bytes'])}")
     return f"; measured {', '.join(parts)} on {m['hosts']} host(s), last {m['last_checked']}"
