@@ -130,19 +130,46 @@ _lock_option = click.option(
 )
 
 
+_state_option = click.option(
+    "--state-dir",
+    "state_dir",
+    default=".bp",
+    show_default=True,
+    metavar="DIR",
+    help="Where bp keeps run dirs, the apply lock and the history database.",
+)
+
+
+_measured_option = click.option(
+    "--history-db",
+    "history_db",
+    metavar="FILE",
+    help="History whose device measurements the plan reads (default $BP_HISTORY_DB, else "
+    "STATE_DIR/history.sqlite).",
+)
+
+
 @cli.command()
 @_inventory_option
 @_blueprints_option
 @_format_option("text", "json")
 @click.option("--locked", is_flag=True, help="Fail when the plan differs from the lock file.")
 @_lock_option
+@_state_option
+@_measured_option
 def plan(
-    inventory: tuple[str, ...], blueprints: str, fmt: str, locked: bool, lock_path: str
+    inventory: tuple[str, ...],
+    blueprints: str,
+    fmt: str,
+    locked: bool,
+    lock_path: str,
+    state_dir: str,
+    history_db: str | None,
 ) -> None:
     """Which host gets which deployment, variant, runtime, policy and delivery."""
     from slmops_bp.commands import plan as command
 
-    sys.exit(command.run(blueprints, inventory, fmt, locked, lock_path))
+    sys.exit(command.run(blueprints, inventory, fmt, locked, lock_path, state_dir, history_db))
 
 
 @cli.command()
@@ -150,11 +177,20 @@ def plan(
 @_inventory_option
 @_blueprints_option
 @_format_option("text", "json")
-def explain(host: str, inventory: tuple[str, ...], blueprints: str, fmt: str) -> None:
+@_state_option
+@_measured_option
+def explain(
+    host: str,
+    inventory: tuple[str, ...],
+    blueprints: str,
+    fmt: str,
+    state_dir: str,
+    history_db: str | None,
+) -> None:
     """Why HOST gets what it gets: its class, every candidate variant, the overlays."""
     from slmops_bp.commands import explain as command
 
-    sys.exit(command.run(host, blueprints, inventory, fmt))
+    sys.exit(command.run(host, blueprints, inventory, fmt, state_dir, history_db))
 
 
 @cli.command(name="diff")
@@ -230,16 +266,6 @@ def render(
     sys.exit(command.run(blueprints, inventory, output, pull, collection))
 
 
-_state_option = click.option(
-    "--state-dir",
-    "state_dir",
-    default=".bp",
-    show_default=True,
-    metavar="DIR",
-    help="Where bp keeps run dirs, the apply lock and the history database.",
-)
-
-
 @cli.command()
 @_inventory_option
 @_blueprints_option
@@ -282,10 +308,16 @@ def apply(
 @_state_option
 @click.option("--history-db", "history_db", metavar="FILE", help="Audit log (SQLite) path.")
 @click.option("-n", "--last", "last", default=20, show_default=True, help="How many runs.")
-def history(fmt: str, state_dir: str, history_db: str | None, last: int) -> None:
+@click.option(
+    "--metrics", is_flag=True,
+    help="The measurements the devices made instead (health, latency, tokens/s, memory).",
+)  # fmt: skip
+def history(fmt: str, state_dir: str, history_db: str | None, last: int, metrics: bool) -> None:
     """The local audit log of every apply: when, revision, plan, per-host outcome."""
     from slmops_bp.commands import history as command
 
+    if metrics:
+        sys.exit(command.run_metrics(fmt, state_dir, history_db, last))
     sys.exit(command.run(fmt, state_dir, history_db, last))
 
 
@@ -322,6 +354,10 @@ def serve(directory: str, host: str, port: int, quiet: bool) -> None:
     help="Write the json/prometheus output atomically to FILE (node_exporter textfile collector).",
 )  # fmt: skip
 @_state_option
+@click.option(
+    "--history-db", "history_db", metavar="FILE",
+    help="Where the measurements read from the devices are kept (SQLite).",
+)  # fmt: skip
 def status(
     inventory: tuple[str, ...],
     blueprints: str,
@@ -329,11 +365,12 @@ def status(
     fmt: str,
     output: str | None,
     state_dir: str,
+    history_db: str | None,
 ) -> None:
     """What each device runs now (read from the device), its health, and drift from the plan."""
     from slmops_bp.commands import status as command
 
-    sys.exit(command.run(blueprints, inventory, fmt, limit, state_dir, output))
+    sys.exit(command.run(blueprints, inventory, fmt, limit, state_dir, output, history_db))
 
 
 @cli.command()

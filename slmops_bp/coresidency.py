@@ -282,6 +282,9 @@ def _choice(
         if prefer == "size"
         else f"quality {chosen.quality:g}"
     )
+    if prefer == "measured":
+        evidence = (req.measured or {}).get(chosen.variant)
+        measure = evidence.summary() if evidence else f"not measured on the class, {measure}"
     rank = "best" if not skipped else f"best that leaves room ({skipped} better left no room)"
     reason = (
         f"{chosen.variant}: {measure}, {rank} of {len(candidates)} candidate(s) by {prefer}; "

@@ -122,7 +122,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     "VariantPolicy": {
         "": "How the variant is chosen.",
         "prefer": "quality: highest quality, then less memory, then name; size: least memory, "
-        "then higher quality, then name. Default quality.",
+        "then higher quality, then name; measured: highest throughput the fleet measured on the "
+        "class (bp history), unmeasured variants after them by quality. Default quality.",
         "allow": "Variant names that may be chosen; default any.",
     },
     "RuntimeSettings": {

@@ -338,7 +338,7 @@ class PrivacyPolicySpec(Strict):
 
 
 class VariantPolicy(Strict):
-    prefer: Literal["quality", "size"] = "quality"
+    prefer: Literal["quality", "size", "measured"] = "quality"
     allow: list[Name] | None = None
 
 

@@ -12,6 +12,7 @@ from slmops_bp.diagnostics import Diagnostic, has_errors, sort_unique
 from slmops_bp.load import Document, load_files
 
 if TYPE_CHECKING:
+    from slmops_bp.measured import Measured
     from slmops_bp.plan import Plan
 
 
@@ -53,8 +54,14 @@ class Planned:
         return self.plan is not None and not has_errors(self.diagnostics)
 
 
-def compile_and_plan(blueprints: str, inventory: Sequence[str]) -> Planned:
-    """Validate, load the inventory, plan.  Stops early (plan None) on errors."""
+def compile_and_plan(
+    blueprints: str, inventory: Sequence[str], measured: Measured | None = None
+) -> Planned:
+    """Validate, load the inventory, plan.  Stops early (plan None) on errors.
+
+    With ``measured`` (what the fleet measured, from the history) the plan ranks
+    ``prefer: measured`` candidates by it and warns about variants measured too slow or
+    too large (:mod:`slmops_bp.measured`)."""
     from slmops_bp.inventory import load_inventory
     from slmops_bp.plan import build_plan
 
@@ -64,6 +71,12 @@ def compile_and_plan(blueprints: str, inventory: Sequence[str]) -> Planned:
     inv, inv_diags = load_inventory(list(inventory))
     if inv is None or has_errors(inv_diags):
         return Planned(compiled, None, sort_unique(compiled.diagnostics + inv_diags))
-    plan = build_plan(compiled.blueprints, inv)
+    plan = build_plan(compiled.blueprints, inv, measured)
+    if measured is not None:
+        from slmops_bp.measured import warnings
+
+        plan.diagnostics = sort_unique(
+            plan.diagnostics + warnings(plan.blueprints, plan.combos.values(), measured)
+        )
     diags = sort_unique(compiled.diagnostics + inv_diags + plan.diagnostics)
     return Planned(compiled, plan, diags)

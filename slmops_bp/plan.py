@@ -12,7 +12,7 @@ import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slmops_bp.blueprint import BlueprintSet, Entry
 from slmops_bp.coresidency import Choice, choose
@@ -25,6 +25,9 @@ from slmops_bp.policy import policy_digest
 from slmops_bp.release import resolve_release
 from slmops_bp.selection import Request
 from slmops_bp.stages import assign_stages
+
+if TYPE_CHECKING:
+    from slmops_bp.measured import Measured
 
 
 @dataclass(frozen=True)
@@ -213,7 +216,7 @@ def _unknown_class(host: str, value: object, bset: BlueprintSet, inv: Inventory)
 # ---------------------------------------------------------------- planning
 
 
-def build_plan(bset: BlueprintSet, inventory: Inventory) -> Plan:
+def build_plan(bset: BlueprintSet, inventory: Inventory, measured: Measured | None = None) -> Plan:
     classes, unmanaged, diags = classify(bset, inventory)
     order = sorted(bset.deployments, key=lambda n: (-bset.deployments[n].spec.priority, n))
     targets = _targets(bset, inventory, classes, order)
@@ -239,7 +242,7 @@ def build_plan(bset: BlueprintSet, inventory: Inventory) -> Plan:
 
     spec_cache: dict[tuple[str, tuple[str, ...]], DeploymentSpec | None] = {}
     for (cls, deps), hosts in groups.items():
-        diags += _plan_combination(plan, cls, deps, hosts, spec_cache)
+        diags += _plan_combination(plan, cls, deps, hosts, spec_cache, measured)
 
     for dep in order:
         plan.rollouts[dep] = bset.deployments[dep].spec.rollout
@@ -349,6 +352,7 @@ def _plan_combination(
     deps: tuple[tuple[str, tuple[str, ...]], ...],
     hosts: list[str],
     spec_cache: dict[tuple[str, tuple[str, ...]], DeploymentSpec | None],
+    measured: Measured | None = None,
 ) -> list[Diagnostic]:
     bset = plan.blueprints
     diags: list[Diagnostic] = []
@@ -370,6 +374,9 @@ def _plan_combination(
                 spec,
                 bset.models[spec.model].spec,
                 bset.policies[spec.privacy].spec,
+                measured.on(cls, spec.model, bset.models[spec.model].spec.version)
+                if measured
+                else None,
             )
         )
     cls_spec = bset.device_classes[cls].spec

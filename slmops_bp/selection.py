@@ -12,7 +12,8 @@ filters, a runtime and an accelerator, memory and storage, ordered by
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from slmops_bp.model import (
     DeploymentSpec,
@@ -24,6 +25,9 @@ from slmops_bp.model import (
 )
 from slmops_bp.policy import source_allowed
 from slmops_bp.quantities import format_size, human_size
+
+if TYPE_CHECKING:
+    from slmops_bp.measured import Evidence
 
 HOST = "host"
 """The pool of the class's own memory (``memory - reserve``)."""
@@ -70,6 +74,8 @@ class Request:
     spec: DeploymentSpec
     model: ModelSpec
     policy: PrivacyPolicySpec
+    measured: Mapping[str, Evidence] | None = field(default=None, compare=False)
+    """variant → what the fleet measured on this class (``prefer: measured``)."""
 
 
 # ---------------------------------------------------------------- capacity
@@ -139,6 +145,10 @@ def static_candidates(
         else:
             rejected.append(outcome)
     candidates.sort(key=preference_key(req.spec.variants.prefer))
+    if req.spec.variants.prefer == "measured":
+        from slmops_bp.measured import rank
+
+        candidates = rank(candidates, req.measured)
     return candidates, rejected
 
 

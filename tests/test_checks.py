@@ -207,6 +207,7 @@ MODULES = [
     "policy.py",
     "plan.py",
     "checks",
+    "measured.py",
 ]
 
 

@@ -96,7 +96,8 @@ def test_prometheus_textfile(plan: Plan) -> None:
     rows = [
         Row("h1", "assistant", planned="1.0.0-fp32", running="1.0.0-fp32", health="ok",
             latency_ms=12.5, tokens_per_s=40.0, policy_digest="sha256:p",
-            state={"model": "tiny-lm"}),
+            state={"model": "tiny-lm"}, rss_bytes=1048576, device_class="arm", variant="fp32",
+            checked_at="2026-01-02T10:00:00Z"),
         Row("h\"2", "chat", planned="1.0.0-q4", health="absent", drift=["not deployed"]),
     ]  # fmt: skip
     assert prometheus(rows) == (
@@ -110,6 +111,14 @@ def test_prometheus_textfile(plan: Plan) -> None:
         "# HELP slmops_bp_health_tokens_per_second Tokens per second in the last check\n"
         "# TYPE slmops_bp_health_tokens_per_second gauge\n"
         'slmops_bp_health_tokens_per_second{host="h1",deployment="assistant"} 40\n'
+        "# HELP slmops_bp_engine_resident_bytes Resident memory of the engine in the last check "
+        "(service, else the check's engine)\n"
+        "# TYPE slmops_bp_engine_resident_bytes gauge\n"
+        'slmops_bp_engine_resident_bytes{host="h1",deployment="assistant"} 1048576\n'
+        "# HELP slmops_bp_health_checked_timestamp_seconds Unix time of the last health check on "
+        "the device\n"
+        "# TYPE slmops_bp_health_checked_timestamp_seconds gauge\n"
+        'slmops_bp_health_checked_timestamp_seconds{host="h1",deployment="assistant"} 1767348000\n'
         "# HELP slmops_bp_drift 1 when the device differs from the current plan\n"
         "# TYPE slmops_bp_drift gauge\n"
         'slmops_bp_drift{host="h1",deployment="assistant"} 0\n'
@@ -117,5 +126,5 @@ def test_prometheus_textfile(plan: Plan) -> None:
         "# HELP slmops_bp_release_info The release a device runs (labels), always 1\n"
         "# TYPE slmops_bp_release_info gauge\n"
         'slmops_bp_release_info{host="h1",deployment="assistant",release="1.0.0-fp32",'
-        'model="tiny-lm",policy_digest="sha256:p"} 1\n'
+        'model="tiny-lm",policy_digest="sha256:p",device_class="arm",variant="fp32"} 1\n'
     )

@@ -14,12 +14,14 @@ from typing import Any
 
 from slmops_bp import interrupt, lockfile, report
 from slmops_bp.diagnostics import EnvironmentFailure, sort_unique
+from slmops_bp.measured import Measured
+from slmops_bp.measurements import Collector
 from slmops_bp.pipeline import compile_and_plan
 from slmops_bp.plan import Plan
 from slmops_bp.run import history
 from slmops_bp.run.execute import exclusive, run_playbook
 from slmops_bp.run.outcome import Outcome, Rollout, Tracker, judge
-from slmops_bp.run.record import history_db, now, record
+from slmops_bp.run.record import history_db, keep_measurements, now, record
 from slmops_bp.run.rundir import fresh_run_dir, prune_runs
 from slmops_bp.run.summary import exit_code, write_table
 
@@ -42,7 +44,9 @@ class Options:
 def run(opts: Options) -> int:
     out = sys.stdout
     diag_out = sys.stderr if opts.fmt == "json" else sys.stdout
-    planned = compile_and_plan(opts.blueprints, opts.inventory)
+    state_dir = Path(opts.state_dir)
+    db = history_db(opts.history_db, state_dir)
+    planned = compile_and_plan(opts.blueprints, opts.inventory, Measured.load(db))
     if planned.plan is not None and opts.locked:
         planned.diagnostics = sort_unique(
             planned.diagnostics + lockfile.check(planned.plan, Path(opts.lock_path))
@@ -52,8 +56,6 @@ def run(opts: Options) -> int:
         sys.stderr.write(f"nothing applied: {report.summary(planned.diagnostics)}\n")
         return 1
     plan = planned.plan
-    state_dir = Path(opts.state_dir)
-    db = history_db(opts.history_db, state_dir)
     history.check(db)  # a bad path fails here, before anything changes
     with interrupt.deferred() as stop:
         with exclusive(state_dir):
@@ -79,6 +81,7 @@ def _apply(plan: Plan, opts: Options, state_dir: Path, db: Path, stop: interrupt
     rollout = Rollout.of(plan)
     tracker = Tracker.of(rollout)
     reached = Reached()
+    checks = Collector(plan)
     started = now()
     outcome: Outcome | None = None
     try:
@@ -87,6 +90,7 @@ def _apply(plan: Plan, opts: Options, state_dir: Path, db: Path, stop: interrupt
             def on_event(event: dict[str, Any]) -> None:
                 tracker.feed(event)
                 reached.feed(event)
+                checks.feed(event)
                 progress.update(tracker, event)
 
             rc, status = run_playbook(
@@ -123,7 +127,7 @@ def _apply(plan: Plan, opts: Options, state_dir: Path, db: Path, stop: interrupt
     except BaseException:
         failed = outcome or judge(rollout, tracker, -1, "error")
         with contextlib.suppress(EnvironmentFailure):  # the first error is the one to show
-            record(
+            run_id = record(
                 plan,
                 db,
                 failed,
@@ -132,6 +136,8 @@ def _apply(plan: Plan, opts: Options, state_dir: Path, db: Path, stop: interrupt
                 check=opts.check,
                 word="error",
             )
+            keep_measurements(db, checks, run_id)
         raise
-    record(plan, db, outcome, started, blueprints=opts.blueprints, check=opts.check)
+    run_id = record(plan, db, outcome, started, blueprints=opts.blueprints, check=opts.check)
+    keep_measurements(db, checks, run_id)
     return outcome

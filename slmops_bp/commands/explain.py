@@ -8,18 +8,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from slmops_bp import report
+from slmops_bp.measured import Measured, number
 from slmops_bp.pipeline import compile_and_plan
 from slmops_bp.plan import Plan, unplanned_host
 from slmops_bp.quantities import human_size
 
 
-def explain(plan: Plan, host: str) -> dict[str, Any]:
+def explain(plan: Plan, host: str, measured: Measured | None = None) -> dict[str, Any]:
     hp = plan.hosts[host]
+    measured = measured or Measured({})
     inv_host = plan.inventory.hosts[host]
     deployments = []
     for a in hp.assignments:
         combo = plan.explanations[(host, a.deployment)]
         choice = combo.choice
+        evidence = measured.on(hp.device_class, a.model, a.version)
         deployments.append(
             {
                 "name": a.deployment,
@@ -31,6 +34,7 @@ def explain(plan: Plan, host: str) -> dict[str, Any]:
                 "privacy": a.privacy,
                 "delivery": a.delivery,
                 "reason": choice.reason,
+                "prefer": combo.spec.variants.prefer,
                 "candidates": [
                     {
                         "variant": c.variant,
@@ -41,6 +45,9 @@ def explain(plan: Plan, host: str) -> dict[str, Any]:
                         "storage": c.storage,
                         "quality": c.quality,
                         "chosen": c.variant == a.variant,
+                        "measured": (
+                            evidence[c.variant].as_json() if c.variant in evidence else None
+                        ),
                     }
                     for c in choice.candidates
                 ],
@@ -91,7 +98,7 @@ def write_text(data: dict[str, Any]) -> None:
             out.write(
                 f"    {mark} candidate {c['variant']:<14} {c['runtime']}/{c['accelerator']:<9} "
                 f"memory {human_size(c['memory'])} ({c['pool']}), storage "
-                f"{human_size(c['storage'])}, quality {c['quality']:g}\n"
+                f"{human_size(c['storage'])}, quality {c['quality']:g}{_measured(c)}\n"
             )
         for r in dep["rejected"]:
             out.write(f"    - rejected  {r['variant']:<14} {r['reason']}\n")
@@ -99,8 +106,29 @@ def write_text(data: dict[str, Any]) -> None:
         out.write(f"\n  deployment {dep['name']}: not on this host: {dep['why']}\n")
 
 
-def run(host: str, blueprints: str, inventory: Sequence[str], fmt: str) -> int:
-    planned = compile_and_plan(blueprints, inventory)
+def _measured(candidate: dict[str, Any]) -> str:
+    """What the fleet measured for a candidate on the class, for the text listing."""
+    m = candidate.get("measured")
+    if not m:
+        return ""
+    parts = []
+    if m["tokens_per_s"] is not None:
+        parts.append(f"{number(m['tokens_per_s'])} tokens/s")
+    if m["rss_bytes"] is not None:
+        parts.append(f"resident {human_size(m['rss_bytes'])}")
+    return f"; measured {', '.join(parts)} on {m['hosts']} host(s), last {m['last_checked']}"
+
+
+def run(
+    host: str,
+    blueprints: str,
+    inventory: Sequence[str],
+    fmt: str,
+    state_dir: str = ".bp",
+    history_db: str | None = None,
+) -> int:
+    measured = Measured.read(history_db, state_dir)
+    planned = compile_and_plan(blueprints, inventory, measured)
     plan = planned.plan
     diags = list(planned.diagnostics)
     if plan is not None and host not in plan.hosts:
@@ -108,7 +136,7 @@ def run(host: str, blueprints: str, inventory: Sequence[str], fmt: str) -> int:
     if plan is None or host not in plan.hosts:
         report.write(diags, "json" if fmt == "json" else "text", sys.stdout)
         return 1
-    data = explain(plan, host)
+    data = explain(plan, host, measured)
     if fmt == "json":
         data["diagnostics"] = [d.as_dict() for d in diags]
         json.dump(data, sys.stdout, indent=2)

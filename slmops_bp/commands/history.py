@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from slmops_bp.quantities import human_size
 from slmops_bp.run import history
 from slmops_bp.run.record import history_path
 
@@ -30,5 +31,29 @@ def run(fmt: str, state_dir: str, history_db: str | None, last: int) -> int:
             f"#{r.id} {r.started_at} {r.command:<12} {r.outcome:<7}{halt} "
             f"rev {(r.revision or '-')[:12]} plan {r.plan_digest[7:19]} by {r.user or '-'}: "
             f"{hosts}\n"
+        )
+    return 0
+
+
+def run_metrics(fmt: str, state_dir: str, history_db: str | None, last: int) -> int:
+    """``bp history --metrics``: what the devices measured, newest check first."""
+    db = Path(history_db) if history_db else history_path(Path(state_dir))
+    rows = history.measurements(db, limit=last)
+    if fmt == "json":
+        json.dump([m.as_json() for m in rows], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if not rows:
+        sys.stdout.write(f"no measurements recorded in {db}\n")
+        return 0
+    for m in rows:
+        rate = "-" if m.tokens_per_s is None else f"{m.tokens_per_s:,.1f}"
+        latency = "-" if m.latency_ms is None else f"{m.latency_ms:.3g}ms"
+        rss = "-" if m.rss_bytes is None else human_size(m.rss_bytes)
+        run = f" run #{m.run_id}" if m.run_id is not None else ""
+        sys.stdout.write(
+            f"{m.checked_at} {m.host} {m.deployment} {m.release} class {m.device_class or '-'}: "
+            f"{m.health}, {rate} tokens/s, latency {latency}, resident {rss} "
+            f"(via {m.source}{run})\n"
         )
     return 0

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from slmops_bp import lockfile, report
+from slmops_bp.measured import Measured
 from slmops_bp.pipeline import compile_and_plan
 
 
 def run(blueprints: str, inventory: Sequence[str], lock_path: str) -> int:
-    planned = compile_and_plan(blueprints, inventory)
+    planned = compile_and_plan(blueprints, inventory, Measured.read())
     report.write_text(planned.diagnostics, sys.stdout)
     if not planned.ok or planned.plan is None:
         sys.stderr.write(f"not locked: {report.summary(planned.diagnostics)}\n")

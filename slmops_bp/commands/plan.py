@@ -15,8 +15,19 @@ from slmops_bp.pipeline import Planned, compile_and_plan
 from slmops_bp.plan import Plan
 
 
-def run(blueprints: str, inventory: Sequence[str], fmt: str, locked: bool, lock_path: str) -> int:
-    planned = compile_and_plan(blueprints, inventory)
+def run(
+    blueprints: str,
+    inventory: Sequence[str],
+    fmt: str,
+    locked: bool,
+    lock_path: str,
+    state_dir: str = ".bp",
+    history_db: str | None = None,
+) -> int:
+    from slmops_bp.measured import Measured
+
+    measured = Measured.read(history_db, state_dir)
+    planned = compile_and_plan(blueprints, inventory, measured)
     if planned.plan is not None and locked:
         planned.diagnostics = sort_unique(
             planned.diagnostics + lockfile.check(planned.plan, Path(lock_path))

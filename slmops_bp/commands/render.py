@@ -8,6 +8,7 @@ from pathlib import Path
 
 from slmops_bp import report
 from slmops_bp.diagnostics import UsageFailure
+from slmops_bp.measured import Measured
 from slmops_bp.pipeline import compile_and_plan
 
 
@@ -18,7 +19,7 @@ def run(
 
     if pull and collection != "bundle":
         raise UsageFailure("--collection-from applies to the push layout, not to --pull")
-    planned = compile_and_plan(blueprints, inventory)
+    planned = compile_and_plan(blueprints, inventory, Measured.read())
     report.write_text(planned.diagnostics, sys.stdout)
     if not planned.ok or planned.plan is None:
         sys.stderr.write(f"nothing rendered: {report.summary(planned.diagnostics)}\n")

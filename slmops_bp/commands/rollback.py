@@ -12,10 +12,11 @@ from typing import Any
 
 from slmops_bp import interrupt, report
 from slmops_bp.diagnostics import EnvironmentFailure, did_you_mean
+from slmops_bp.measurements import Collector
 from slmops_bp.run import history
 from slmops_bp.run.execute import exclusive, run_playbook
 from slmops_bp.run.outcome import Outcome, Rollout, Tracker, judge
-from slmops_bp.run.record import history_db, now, record
+from slmops_bp.run.record import history_db, keep_measurements, now, record
 from slmops_bp.run.recover import Reached, settle_in_flight
 from slmops_bp.run.rundir import fresh_run_dir, prune_runs
 from slmops_bp.run.summary import exit_code, write_table
@@ -47,6 +48,7 @@ def run(
     history.check(db)  # a bad path fails here, before anything changes
     rollout = Rollout.of(plan)
     tracker = Tracker.of(rollout)
+    checks = Collector(plan, source="rollback")
     started = now()
     command = "rollback " + deployment
     with interrupt.deferred() as stop, exclusive(Path(state_dir)):
@@ -61,6 +63,7 @@ def run(
             def on_event(event: dict[str, Any]) -> None:
                 tracker.feed(event)
                 reached.feed(event)
+                checks.feed(event)
 
             rc, status = run_playbook(
                 run_dir.absolute(), f"rollback-{deployment}.yml", sources, limit=limit,
@@ -76,11 +79,13 @@ def run(
         except BaseException:
             failed = outcome or judge(rollout, tracker, -1, "error")
             with contextlib.suppress(EnvironmentFailure):
-                record(
+                run_id = record(
                     plan, db, failed, started, blueprints=blueprints, command=command, word="error"
                 )
+                keep_measurements(db, checks, run_id)
             raise
-        record(plan, db, outcome, started, blueprints=blueprints, command=command)
+        run_id = record(plan, db, outcome, started, blueprints=blueprints, command=command)
+        keep_measurements(db, checks, run_id)
     prune_runs(Path(state_dir))
     if fmt == "json":
         json.dump(outcome.as_json(), sys.stdout, indent=2)

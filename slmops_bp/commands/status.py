@@ -7,12 +7,16 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from slmops_bp import report
+from slmops_bp.measured import Measured
 from slmops_bp.pipeline import compile_and_plan
 from slmops_bp.plan import Plan
+from slmops_bp.quantities import human_size
+from slmops_bp.run import history
 from slmops_bp.run.devices import DeviceStates
 from slmops_bp.run.execute import run_playbook
 from slmops_bp.run.rundir import fresh_run_dir, prune_runs
@@ -27,6 +31,9 @@ class Row:
     health: str = "unknown"
     latency_ms: float | None = None
     tokens_per_s: float | None = None
+    rss_bytes: int | None = None
+    device_class: str = ""
+    variant: str = ""
     checked_at: str = ""
     policy_digest: str = ""
     drift: list[str] = field(default_factory=list)
@@ -41,6 +48,9 @@ class Row:
             "health": self.health,
             "latency_ms": self.latency_ms,
             "tokens_per_s": self.tokens_per_s,
+            "rss_bytes": self.rss_bytes,
+            "device_class": self.device_class or None,
+            "variant": self.variant or None,
             "checked_at": self.checked_at or None,
             "policy_digest": self.policy_digest or None,
             "drift": self.drift,
@@ -70,7 +80,7 @@ def build_rows(plan: Plan, states: dict[str, dict[str, Any]], errors: dict[str, 
         device = states.get(host, {})
         planned = {a.deployment: a for a in hp.assignments}
         for dep in sorted(set(planned) | set(device)):
-            row = Row(host, dep)
+            row = Row(host, dep, device_class=hp.device_class)
             a = planned.get(dep)
             if a is not None:
                 row.planned = f"{a.version}-{a.variant}"
@@ -86,6 +96,9 @@ def build_rows(plan: Plan, states: dict[str, dict[str, Any]], errors: dict[str, 
                 row.health = "ok" if health.get("ok") else "failed"
                 row.latency_ms = health.get("latency_ms")
                 row.tokens_per_s = health.get("tokens_per_s")
+                rss = health.get("rss_bytes")
+                row.rss_bytes = rss if isinstance(rss, int) and not isinstance(rss, bool) else None
+                row.variant = str(state.get("variant") or "")
                 row.checked_at = str(health.get("checked_at") or "")
                 privacy = state.get("privacy") or {}
                 row.policy_digest = (
@@ -115,6 +128,14 @@ def prometheus(rows: Sequence[Row]) -> str:
         "slmops_bp_health_ok": ("gauge", "1 when the last health check of the deployment passed"),
         "slmops_bp_health_latency_ms": ("gauge", "Latency of the last health-check inference"),
         "slmops_bp_health_tokens_per_second": ("gauge", "Tokens per second in the last check"),
+        "slmops_bp_engine_resident_bytes": (
+            "gauge",
+            "Resident memory of the engine in the last check (service, else the check's engine)",
+        ),
+        "slmops_bp_health_checked_timestamp_seconds": (
+            "gauge",
+            "Unix time of the last health check on the device",
+        ),
         "slmops_bp_drift": ("gauge", "1 when the device differs from the current plan"),
         "slmops_bp_release_info": ("gauge", "The release a device runs (labels), always 1"),
     }
@@ -129,11 +150,17 @@ def prometheus(rows: Sequence[Row]) -> str:
             values["slmops_bp_health_tokens_per_second"].append(
                 f"{{{labels}}} {float(r.tokens_per_s):g}"
             )
+        if r.rss_bytes is not None:
+            values["slmops_bp_engine_resident_bytes"].append(f"{{{labels}}} {int(r.rss_bytes)}")
+        stamp = _timestamp(r.checked_at)
+        if stamp is not None:
+            values["slmops_bp_health_checked_timestamp_seconds"].append(f"{{{labels}}} {stamp}")
         if r.running:
             info = (
                 f'{labels},release="{_esc(r.running)}",'
                 f'model="{_esc(str(r.state.get("model", "")))}",'
-                f'policy_digest="{_esc(r.policy_digest)}"'
+                f'policy_digest="{_esc(r.policy_digest)}",'
+                f'device_class="{_esc(r.device_class)}",variant="{_esc(r.variant)}"'
             )
             values["slmops_bp_release_info"].append(f"{{{info}}} 1")
     lines: list[str] = []
@@ -144,8 +171,24 @@ def prometheus(rows: Sequence[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _timestamp(text: str) -> int | None:
+    try:
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return None
+
+
 def _esc(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def keep_measurements(db: Path, plan: Plan, states: dict[str, dict[str, Any]]) -> None:
+    """What the devices' last health checks measured, into the history (each check once)."""
+    from slmops_bp.measurements import from_states
+
+    rows = from_states(plan, states)
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    history.record_measurements(db, rows, recorded_at=stamp)
 
 
 def write_text(rows: Sequence[Row]) -> None:
@@ -154,7 +197,7 @@ def write_text(rows: Sequence[Row]) -> None:
 
     table = Table(title="bp status")
     for column in ("host", "deployment", "running", "planned", "health", "latency", "tok/s",
-                   "drift"):  # fmt: skip
+                   "resident", "drift"):  # fmt: skip
         table.add_column(column, overflow="fold")
     for r in rows:
         colour = {"ok": "green", "failed": "red", "unreachable": "magenta"}.get(r.health, "yellow")
@@ -163,6 +206,7 @@ def write_text(rows: Sequence[Row]) -> None:
             f"[{colour}]{r.health}[/]",
             "-" if r.latency_ms is None else f"{float(r.latency_ms):.3g}ms",
             "-" if r.tokens_per_s is None else f"{float(r.tokens_per_s):,.1f}",
+            "-" if r.rss_bytes is None else human_size(r.rss_bytes),
             "; ".join(r.drift) or "[green]none[/]",
         )  # fmt: skip
     Console(file=sys.stdout, width=140).print(table)
@@ -171,12 +215,15 @@ def write_text(rows: Sequence[Row]) -> None:
 
 
 def run(blueprints: str, inventory: Sequence[str], fmt: str, limit: str | None,
-        state_dir: str, output: str | None) -> int:  # fmt: skip
-    planned = compile_and_plan(blueprints, inventory)
+        state_dir: str, output: str | None, history_db: str | None = None) -> int:  # fmt: skip
+    db = Path(history_db) if history_db else history.default_path(Path(state_dir))
+    planned = compile_and_plan(blueprints, inventory, Measured.load(db))
     if planned.plan is None:
         report.write_text(planned.diagnostics, sys.stderr)
         return 1
+    history.check(db)  # a bad path fails before the fleet is read
     states, errors = read_fleet(planned.plan, inventory, Path(state_dir), limit)
+    keep_measurements(db, planned.plan, states)
     rows = build_rows(planned.plan, states, errors)
     if fmt == "json":
         text = json.dumps([r.as_json() for r in rows], indent=2) + "\n"

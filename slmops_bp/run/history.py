@@ -9,9 +9,10 @@ run is one transaction, written whatever the outcome (``ok``, ``failed``,
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,15 @@ COLUMNS = {
     "runs": {"id", "started_at", "finished_at", "command", "revision", "plan_digest", "outcome",
              "halted_at_stage", "halt_reason", "user"},
     "host_results": {"run_id", "host", "status", "changed", "stage", "assignments"},
+    "measurements": {"host", "deployment", "release", "checked_at", "device_class", "model",
+                     "variant", "health", "latency_ms", "tokens_per_s", "rss_bytes", "source",
+                     "run_id", "recorded_at"},
 }  # fmt: skip
+
+
+def default_path(state_dir: Path) -> Path:
+    """The history of a state dir: ``$BP_HISTORY_DB``, else ``STATE_DIR/history.sqlite``."""
+    return Path(os.environ.get("BP_HISTORY_DB") or state_dir / "history.sqlite")
 
 
 def check(db: Path) -> None:
@@ -109,6 +118,7 @@ def _connect(db: Path) -> sqlite3.Connection:
                 f"{db} is not a bp history database (it holds {', '.join(sorted(tables)[:5])})"
             )
         conn.executescript(SCHEMA)
+        migrate(conn)
         for table, wanted in COLUMNS.items():
             have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
             if not wanted <= have:
@@ -186,3 +196,144 @@ def runs(db: Path, limit: int = 20) -> Iterator[Run]:
                 )
             }  # fmt: skip
             yield Run(*row, hosts)  # type: ignore[call-arg]
+
+
+# ---------------------------------------------------------------- measurements
+
+SCHEMA_VERSION = 1
+"""``PRAGMA user_version`` of the current schema; 0 is a database with runs and hosts only."""
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+CREATE TABLE IF NOT EXISTS measurements (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    host TEXT NOT NULL,
+    deployment TEXT NOT NULL,
+    release TEXT NOT NULL,
+    checked_at TEXT NOT NULL,
+    device_class TEXT,
+    model TEXT,
+    variant TEXT,
+    health TEXT NOT NULL,
+    latency_ms REAL,
+    tokens_per_s REAL,
+    rss_bytes INTEGER,
+    source TEXT NOT NULL,
+    run_id INTEGER REFERENCES runs(id),
+    recorded_at TEXT NOT NULL,
+    UNIQUE (host, deployment, release, checked_at)
+);
+CREATE INDEX IF NOT EXISTS measurements_by_variant
+    ON measurements (device_class, model, variant, checked_at);
+""",
+}
+"""Additive steps from one schema version to the next, applied in order, each in one
+transaction; a database of an older ``bp`` keeps every run it holds."""
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema to :data:`SCHEMA_VERSION` (a newer database is left as it is)."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        conn.executescript(
+            f"BEGIN IMMEDIATE; {MIGRATIONS[target]} PRAGMA user_version = {target}; COMMIT;"
+        )
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one device measured in one health check of one release."""
+
+    host: str
+    deployment: str
+    release: str
+    checked_at: str
+    device_class: str | None
+    model: str | None
+    variant: str | None
+    health: str
+    """ok | failed | too_slow | ... (the device's word)."""
+    latency_ms: float | None
+    tokens_per_s: float | None
+    rss_bytes: int | None
+    """Peak resident memory of the engine process that ran the check (or of the service)."""
+    source: str = "apply"
+    """Which command brought it back: apply | rollback | status."""
+    run_id: int | None = None
+    recorded_at: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+MEASUREMENT_FIELDS = tuple(Measurement.__dataclass_fields__)
+
+
+def record_measurements(db: Path, rows: Sequence[Measurement], *, recorded_at: str) -> int:
+    """Keep what the devices measured; a check already kept (same host, deployment, release and
+    time of the check) is kept once.  Returns how many were new."""
+    if not rows:
+        return 0
+    columns = ", ".join(MEASUREMENT_FIELDS)
+    marks = ", ".join("?" for _ in MEASUREMENT_FIELDS)
+    with closing(_connect(db)) as conn:
+        try:
+            with conn:
+                before = conn.total_changes
+                conn.executemany(
+                    f"INSERT OR IGNORE INTO measurements ({columns}) VALUES ({marks})",
+                    [
+                        tuple(
+                            recorded_at if f == "recorded_at" and not m.recorded_at
+                            else getattr(m, f)
+                            for f in MEASUREMENT_FIELDS
+                        )
+                        for m in rows
+                    ],
+                )  # fmt: skip
+                return conn.total_changes - before
+        except sqlite3.Error as exc:
+            raise EnvironmentFailure(f"cannot record measurements in {db}: {exc}") from None
+
+
+def measurements(
+    db: Path,
+    *,
+    host: str | None = None,
+    deployment: str | None = None,
+    limit: int | None = None,
+) -> list[Measurement]:
+    """Kept measurements, newest check first; nothing when the database does not exist."""
+    if not db.exists():
+        return []
+    where: list[str] = []
+    args: list[Any] = []
+    for column, value in (("host", host), ("deployment", deployment)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    sql = f"SELECT {', '.join(MEASUREMENT_FIELDS)} FROM measurements"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY checked_at DESC, host, deployment"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    with closing(_connect(db)) as conn:
+        return [Measurement(*row) for row in conn.execute(sql, args)]
+
+
+def latest_measurements(db: Path) -> list[Measurement]:
+    """Each host's latest check per device class, model and release that measured something:
+    what a plan weighs (older checks stay in the history, unread)."""
+    if not db.exists():
+        return []
+    columns = ", ".join(MEASUREMENT_FIELDS)
+    sql = (
+        f"SELECT {columns} FROM (SELECT {columns}, row_number() OVER (PARTITION BY host,"
+        " device_class, model, release ORDER BY checked_at DESC, id DESC) AS newest"
+        " FROM measurements WHERE tokens_per_s IS NOT NULL OR rss_bytes IS NOT NULL)"
+        " WHERE newest = 1 ORDER BY device_class, model, release, host"
+    )
+    with closing(_connect(db)) as conn:
+        return [Measurement(*row) for row in conn.execute(sql)]

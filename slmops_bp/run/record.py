@@ -5,10 +5,11 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
-import os
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from slmops_bp.measurements import Collector
 from slmops_bp.plan import Plan
 from slmops_bp.run import history
 from slmops_bp.run.outcome import Outcome
@@ -33,7 +34,8 @@ def record(
     command: str = "apply",
     check: bool = False,
     word: str | None = None,
-) -> None:
+) -> int:
+    """Write the run; its id in the history (measurements of the run refer to it)."""
     hosts = {
         name: {
             "status": r.status,
@@ -43,7 +45,7 @@ def record(
         }
         for name, r in outcome.hosts.items()
     }
-    history.record(
+    return history.record(
         db,
         started_at=started,
         finished_at=now(),
@@ -65,7 +67,13 @@ def history_db(given: str | None, state_dir: Path) -> Path:
 
 
 def history_path(state_dir: Path) -> Path:
-    return Path(os.environ.get("BP_HISTORY_DB") or state_dir / "history.sqlite")
+    return history.default_path(state_dir)
+
+
+def keep_measurements(db: Path, checks: Collector, run_id: int) -> None:
+    """What the run's health checks measured, into the history, tied to the run."""
+    rows = [replace(m, run_id=run_id) for m in checks.rows()]
+    history.record_measurements(db, rows, recorded_at=now())
 
 
 def user() -> str | None:

@@ -29,6 +29,9 @@ description:
     1000 / median step latency in milliseconds."
   - With O(state_path) the result is written into that state file's C(health) (atomically), when
     the file still describes O(release).
+  - RV(rss_bytes) is the resident memory of the engine - of the service's main process when
+    O(service_manager=systemd) runs one (C(bp-<name>.service)), else the peak resident memory of the
+    engine process(es) the check itself ran - written into the health record too.
 author: slmops-bp contributors
 options:
   engine:
@@ -120,6 +123,22 @@ tokens_per_s:
   description: Tokens produced per second (one inference step = one token for ONNX Runtime and LiteRT).
   returned: when the model ran
   type: float
+rss_bytes:
+  description: Resident memory of the engine in bytes (the service's main process, else the peak of the processes the check ran).
+  returned: when it could be read
+  type: int
+rss_source:
+  description: Where RV(rss_bytes) comes from, V(service) or V(check).
+  returned: when RV(rss_bytes) is returned
+  type: str
+deployment:
+  description: The deployment checked (O(name)).
+  returned: always
+  type: str
+release:
+  description: The release checked (O(release)), when given.
+  returned: always
+  type: str
 checked_at:
   description: UTC time of the check.
   returned: always
@@ -133,6 +152,7 @@ health:
 import json
 import os
 import re
+import resource
 import socket
 import subprocess
 import tempfile
@@ -319,6 +339,47 @@ def tail(text):
     return error_line(text, 2000)
 
 
+def service_rss(name, service_manager):
+    """Resident bytes of the main process of ``bp-<name>.service``; None when none runs."""
+    if service_manager != "systemd":
+        return None
+    try:
+        proc = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", "bp-%s.service" % name],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10)
+        pid = int(proc.stdout.decode("ascii", "replace").strip() or 0)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+    return process_rss(pid) if pid > 0 else None
+
+
+def process_rss(pid):
+    """VmRSS of a running process in bytes, None when it cannot be read."""
+    try:
+        with open("/proc/%d/status" % pid) as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def children_peak_rss():
+    """Peak resident bytes of the largest process this module started and waited for (the engine
+    of a one-shot check); None when it started none.  Linux reports ru_maxrss in KiB."""
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return int(peak) * 1024 if peak > 0 else None
+
+
+def measure_rss(name, service_manager):
+    """(bytes, source) of the engine's resident memory, or (None, None)."""
+    rss = service_rss(name, service_manager)
+    if rss:
+        return rss, "service"
+    rss = children_peak_rss()
+    return (rss, "check") if rss else (None, None)
+
+
 def judge(raw, min_tps):
     health = {
         "ok": bool(raw.get("ok")),
@@ -372,6 +433,9 @@ def main():
     started = time.monotonic()
     raw = Check(module.params).execute()
     health = judge(raw, module.params["min_tokens_per_s"])
+    rss, rss_source = measure_rss(module.params["name"], module.params["service_manager"])
+    if rss:
+        health["rss_bytes"] = rss
     changed = False
     if module.params.get("state_path"):
         changed = record(module.params["state_path"], module.params.get("release"), health)
@@ -380,7 +444,10 @@ def main():
     result = dict(changed=changed, ok=health["ok"], latency_ms=health["latency_ms"],
                   tokens_per_s=health["tokens_per_s"], checked_at=health["checked_at"], health=health,
                   elapsed_s=round(time.monotonic() - started, 3),
+                  deployment=module.params["name"], release=module.params.get("release") or "",
                   detail=dict((k, v) for k, v in raw.items() if k not in ("ok", "error")))
+    if rss:
+        result.update(rss_bytes=rss, rss_source=rss_source)
     if not health["ok"]:
         module.fail_json(msg="health check failed for %s: %s" % (module.params["model"], health["error"]), **result)
     module.exit_json(**result)
