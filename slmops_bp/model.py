@@ -19,7 +19,9 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -290,25 +292,129 @@ class Artifact(Strict):
         return v.artifact_file(self.uri)
 
 
+Digest = Annotated[
+    str,
+    Field(pattern=r"^sha256:[0-9a-f]{64}$"),
+    WithJsonSchema({"type": "string", "pattern": r"^sha256:[0-9a-f]{64}$"}),
+]
+Format = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+
+
+def _relative_path(value: str) -> str:
+    if not value or "\x00" in value or value.startswith(("/", "\\")) or "://" in value:
+        raise ValueProblem(
+            f"{shown(value)} is not a relative path: write a path relative to this blueprint file"
+        )
+    return value
+
+
+RelPath = Annotated[
+    str,
+    PlainValidator(_checked(_relative_path, "path")),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 4096}),
+]
+BUILD_FROM_SOURCE = "source"
+
+
+class BuildStep(Strict):
+    """One step of a build recipe: exactly one of ``quantize`` or ``prune``."""
+
+    quantize: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")] | None = None
+    prune: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+
+    @model_validator(mode="after")
+    def _one_operation(self) -> BuildStep:
+        given = [k for k in ("quantize", "prune") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise PydanticCustomError(
+                "bp_build_step",
+                "a build step is exactly one of 'quantize: METHOD' or 'prune: SPARSITY' "
+                "(got {given})",
+                {"given": ", ".join(given) or "neither"},
+            )
+        return self
+
+    @property
+    def operation(self) -> str:
+        return "quantize" if self.quantize is not None else "prune"
+
+
+class Build(Strict):
+    """How ``bp build`` makes a variant: ``steps`` applied in order to ``from``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: Annotated[str, Field(alias="from", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")] = (
+        BUILD_FROM_SOURCE
+    )
+    steps: list[BuildStep] = Field(default_factory=list)
+    digest: Digest | None = None
+    seal: Digest | None = None
+
+
 class Variant(Strict):
     name: Name
-    format: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    format: Format
     precision: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
     sparsity: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
-    artifact: Artifact
-    memory: Size
+    build: Build | None = None
+    artifact: Artifact | None = Field(default=None, validate_default=True)
+    memory: Size | None = Field(default=None, validate_default=True)
     accelerators: list[AcceleratorName] = Field(default_factory=_cpu_only, min_length=1)
     quality: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+
+    @field_validator("artifact", "memory", mode="after")
+    @classmethod
+    def _measured_or_built(cls, value: object, info: ValidationInfo) -> object:
+        """Written by hand, or measured by ``bp build`` from the variant's ``build`` recipe."""
+        if value is None and info.data.get("build") is None:
+            raise PydanticCustomError("missing", "Field required")
+        return value
 
     @property
     def effective_quality(self) -> float:
         return 1.0 if self.quality is None else self.quality
+
+    @property
+    def built(self) -> bool:
+        """Its artifact and memory are known (written by hand or measured by ``bp build``)."""
+        return self.artifact is not None and self.memory is not None
+
+    @property
+    def deployable_artifact(self) -> Artifact:
+        """The artifact of a variant the plan chose (only built variants are candidates)."""
+        if self.artifact is None:
+            raise ValueError(f"variant {self.name!r} is not built")
+        return self.artifact
+
+    @property
+    def deployable_memory(self) -> int:
+        if self.memory is None:
+            raise ValueError(f"variant {self.name!r} is not built")
+        return self.memory
+
+
+class ModelSource(Strict):
+    """The reference artifact build recipes start from, shipped with the blueprints."""
+
+    path: RelPath
+    format: Format
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+
+class EvalSet(Strict):
+    """Inputs (JSON lines) and the metric quality is measured with against the reference."""
+
+    inputs: RelPath
+    metric: Literal["next-token-agreement", "kl", "cosine"]
 
 
 class ModelSpec(Strict):
     version: Version
     task: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
     license: Ident
+    source: ModelSource | None = None
+    eval: EvalSet | None = None
     variants: list[Variant] = Field(min_length=1)
 
 

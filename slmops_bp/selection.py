@@ -194,6 +194,8 @@ def judge_variant(
     allow = req.spec.variants.allow
     if allow is not None and variant.name not in allow:
         return Rejection(variant.name, f"not in variants.allow [{', '.join(allow)}]")
+    if variant.artifact is None or variant.memory is None:
+        return Rejection(variant.name, "not built yet: run `bp build` to make and measure it")
     if not source_allowed(variant.artifact.uri, req.policy.model_sources):
         return Rejection(
             variant.name,
@@ -498,7 +500,7 @@ def _choice(
     skipped: int,
 ) -> Choice:
     variant = next(v for v in req.model.variants if v.name == chosen.variant)
-    how = delivery(variant.artifact.uri, req.policy)
+    how = delivery(variant.deployable_artifact.uri, req.policy)
     prefer = req.spec.variants.prefer
     measure = (
         f"memory {format_size(chosen.memory)}"

@@ -54,6 +54,12 @@ _TIMED = r'''
 import time
 
 
+def peak_rss():
+    """Peak resident memory of this process in bytes (Linux reports KiB)."""
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def timed_runs(step, budget):
     """One warm-up step, then timed steps until 5 ran or a share of the budget is spent."""
     step()
@@ -95,7 +101,7 @@ def main():
     print(json.dumps({
         "ok": True, "latency_ms": round(median, 3), "tokens_per_s": round(1000.0 / max(median, 1e-6), 3),
         "tokens": runs, "runs": runs, "load_ms": round(load_ms, 3), "engine_version": ort.__version__,
-        "inputs": sorted(feeds), "outputs": outputs,
+        "inputs": sorted(feeds), "outputs": outputs, "rss_bytes": peak_rss(),
     }))
     return 0
 
@@ -138,7 +144,7 @@ def main():
         return 1
     print(json.dumps({"ok": True, "latency_ms": round(median, 3),
                       "tokens_per_s": round(1000.0 / max(median, 1e-6), 3), "tokens": runs, "runs": runs,
-                      "load_ms": round(load_ms, 3)}))
+                      "load_ms": round(load_ms, 3), "rss_bytes": peak_rss()}))
     return 0
 
 
@@ -197,6 +203,7 @@ def main():
         "tokens": tokens, "prompt_tokens": len(prompt), "load_ms": round(load_ms, 3),
         "text_chars": len(text), "n_vocab": llm.n_vocab(),
         "engine_version": __import__("llama_cpp").__version__,
+        "rss_bytes": __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss * 1024,
         "error": None if tokens else "no tokens generated",
     }))
     return 0 if tokens else 1

@@ -325,6 +325,7 @@ def judge(raw, min_tps):
         "checked_at": utc_now(),
         "latency_ms": raw.get("latency_ms"),
         "tokens_per_s": raw.get("tokens_per_s"),
+        "rss_bytes": raw.get("rss_bytes"),
         "error": raw.get("error"),
     }
     tps = raw.get("tokens_per_s")
