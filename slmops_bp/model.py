@@ -352,14 +352,25 @@ class Build(Strict):
     seal: Digest | None = None
 
 
+def _not_null(schema: dict[str, Any]) -> None:
+    """The schema of a value written by hand or by bp build: never null, no default."""
+    schema.pop("default", None)
+    members = [m for m in schema.pop("anyOf", []) if m.get("type") != "null"]
+    if len(members) == 1:
+        schema.update(members[0])
+
+
 class Variant(Strict):
     name: Name
     format: Format
     precision: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
     sparsity: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
     build: Build | None = None
-    artifact: Artifact | None = Field(default=None, validate_default=True)
-    memory: Size | None = Field(default=None, validate_default=True)
+    # required unless the variant has a build recipe (the schema shows the hand-written form)
+    artifact: Artifact | None = Field(
+        default=None, validate_default=True, json_schema_extra=_not_null
+    )
+    memory: Size | None = Field(default=None, validate_default=True, json_schema_extra=_not_null)
     accelerators: list[AcceleratorName] = Field(default_factory=_cpu_only, min_length=1)
     quality: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
 

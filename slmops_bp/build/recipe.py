@@ -57,7 +57,7 @@ def chain(spec: ModelSpec, variant: Variant) -> Chain:
     current: Variant | None = variant
     while current is not None:
         if current.name in names:
-            raise CycleError(" -> ".join([*reversed(names), current.name]))
+            raise CycleError(" from ".join([*names, current.name]))
         names.append(current.name)
         if current.build is None:
             raise KeyError(current.name)

@@ -12,7 +12,7 @@ from slmops_bp.blueprint import Entry
 from slmops_bp.build import recipe
 from slmops_bp.checks.context import Context
 from slmops_bp.diagnostics import Diagnostic, Severity
-from slmops_bp.model import BUILD_FROM_SOURCE, ModelSpec
+from slmops_bp.model import BUILD_FROM_SOURCE, ModelSpec, Variant
 
 MEASURED = ("artifact", "memory", "quality", "sparsity")
 
@@ -167,6 +167,27 @@ def _files(entry: Entry[ModelSpec], inputs: recipe.Inputs) -> list[Diagnostic]:
     return out
 
 
+def _sound(spec: ModelSpec, variant: Variant) -> bool:
+    """The recipe resolves, its methods exist, its format is its base's (else reported)."""
+    try:
+        names = recipe.chain(spec, variant).names
+    except (recipe.CycleError, KeyError):
+        return False
+    variants = recipe.by_name(spec)
+    for name in names:
+        v = variants[name]
+        known = recipe.METHODS.get(v.format, ())
+        if v.build is None or any(s.quantize not in (None, *known) for s in v.build.steps):
+            return False
+        base = v.build.from_
+        base_format = spec.source.format if base == BUILD_FROM_SOURCE and spec.source else None
+        if base != BUILD_FROM_SOURCE:
+            base_format = variants[base].format
+        if base_format != v.format:
+            return False
+    return True
+
+
 def measurements(ctx: Context) -> Iterable[Diagnostic]:
     """BP353 (measured values written by hand), BP354 (stale build), BP355 (not built yet)."""
     out = []
@@ -190,7 +211,7 @@ def measurements(ctx: Context) -> Iterable[Diagnostic]:
                             key=True,
                         )
                     )
-                else:
+                elif _sound(spec, variant) and recipe.expected_digest(spec, variant, inputs):
                     out.append(
                         entry.diag(
                             "BP355",
@@ -213,6 +234,8 @@ def measurements(ctx: Context) -> Iterable[Diagnostic]:
                         key=True,
                     )
                 )
+                continue
+            if not _sound(spec, variant):
                 continue
             expected = recipe.expected_digest(spec, variant, inputs)
             if expected is not None and expected != build.digest:
