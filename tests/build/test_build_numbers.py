@@ -127,7 +127,8 @@ class Built:
         return result.exit_code, out, result.stderr
 
     def row(self, model: str, variant: str) -> dict[str, Any]:
-        return next(r for r in self.first["built"] if (r["model"], r["variant"]) == (model, variant))
+        rows = self.first["built"]
+        return next(r for r in rows if (r["model"], r["variant"]) == (model, variant))
 
     def validate(self) -> tuple[int, str]:
         result = CliRunner().invoke(cli, ["validate", str(self.root / "blueprints")])
@@ -213,12 +214,10 @@ def test_memory_is_the_engines_peak_rss(built: Built) -> None:
 def test_write_back_adds_only_measured_fields(built: Built) -> None:
     import difflib
 
-    changed = [
-        line
-        for line in difflib.unified_diff(built.before.splitlines(), built.after.splitlines(),
-                                         lineterm="", n=0)  # fmt: skip
-        if line[:1] in "+-" and not line.startswith(("+++", "---"))
-    ]
+    lines = difflib.unified_diff(
+        built.before.splitlines(), built.after.splitlines(), lineterm="", n=0
+    )
+    changed = [x for x in lines if x[:1] in "+-" and not x.startswith(("+++", "---"))]
     assert changed and all(line.startswith("+") for line in changed), changed
     keys = {line[1:].strip().split(":")[0] for line in changed}
     assert keys == {"digest", "seal", "artifact", "uri", "sha256", "size", "memory", "quality",
