@@ -95,6 +95,13 @@ def select(bset: BlueprintSet, store: Path, base_uri: str | None, force: bool) -
                 continue
             flat = recipe.chain(spec, variant)
             src = recipe.source_sha256(spec, inputs) or ""
+            if spec.source is not None and spec.source.sha256:
+                actual = recipe.sha256_file(inputs.source)
+                if actual != spec.source.sha256:
+                    raise evaluate.BuildFailure(
+                        f"{entry.doc.path}: model '{entry.name}': source {spec.source.path} has "
+                        f"sha256 {actual}, the blueprint declares {spec.source.sha256}"
+                    )
             out.jobs.append(
                 Job(
                     path=entry.doc.path,

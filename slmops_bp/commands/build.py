@@ -42,7 +42,11 @@ def run(
         report.write(blocking, "text", sys.stderr)
         sys.stderr.write(f"failed: {report.summary(blocking)}; nothing was built\n")
         return 1
-    selection = runner.select(compiled.blueprints, Path(store), base_uri, force)
+    try:
+        selection = runner.select(compiled.blueprints, Path(store), base_uri, force)
+    except BuildFailure as exc:
+        sys.stderr.write(f"bp: error: {exc}\n")
+        return 1
     if dry_run:
         _print_plan(selection, fmt)
         return 0
