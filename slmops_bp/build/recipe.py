@@ -141,6 +141,9 @@ class Inputs:
 
     @classmethod
     def of(cls, spec: ModelSpec, blueprint_path: str) -> Inputs:
+        """None for files a blueprint read from elsewhere (a git revision) cannot point at."""
+        if not Path(blueprint_path).is_file():
+            return cls(None, None)
         base = Path(blueprint_path).parent
         return cls(
             base / spec.source.path if spec.source else None,
