@@ -15,12 +15,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from slmops_bp.blueprint import BlueprintSet, Entry
+from slmops_bp.coresidency import Choice, choose
 from slmops_bp.diagnostics import Diagnostic, Severity, did_you_mean, error
 from slmops_bp.inventory import Host, Inventory
 from slmops_bp.model import DeploymentSpec, DeviceClassSpec, HostMatch, OverlaySpec
 from slmops_bp.overlays import effective_spec, overlay_conflicts
 from slmops_bp.policy import policy_digest
-from slmops_bp.selection import Choice, Request, choose
+from slmops_bp.selection import Request
 from slmops_bp.stages import assign_stages
 
 
@@ -117,6 +118,19 @@ class Plan:
 
 
 # ---------------------------------------------------------------- classification
+
+
+def unplanned_host(plan: Plan, host: str, inventory: str) -> Diagnostic:
+    """BP808: why ``host`` (not in ``plan.hosts``) has no plan; ``inventory`` names the sources."""
+    if host in plan.unmanaged:
+        msg = (
+            f"host '{host}' is unmanaged: no device class matches it and it has no bp_device_class"
+        )
+    elif host in plan.inventory.hosts:
+        msg = f"host '{host}' has no device class (see the diagnostics)"
+    else:
+        msg = f"host '{host}' is not in the inventory"
+    return error("BP808", msg, inventory)
 
 
 def selector_matches(selector: HostMatch | None, host: Host) -> bool:

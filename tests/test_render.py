@@ -118,6 +118,7 @@ def test_invalid_blueprints_render_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_blueprint_values_are_unsafe_data_and_read_back_verbatim(tmp_path: Path) -> None:
     """Every blueprint string reaches Ansible as !unsafe data that YAML 1.1 reads back exactly."""
     from ansible.parsing.yaml.loader import AnsibleLoader
@@ -164,6 +165,7 @@ def test_secrets_are_never_written(tmp_path: Path) -> None:
     assert "ansible_password" in (out / "inventory" / "hosts.yml").read_text()  # named, not valued
 
 
+@pytest.mark.slow
 def test_ansible_reads_the_rendered_ansible_cfg_from_the_project(tmp_path: Path) -> None:
     """What ansible-config says, run from project/ with no ANSIBLE_* variable set."""
     out = tmp_path / "out"
@@ -206,4 +208,3 @@ def test_rendered_tree_passes_syntax_check_and_ansible_lint(tmp_path: Path) -> N
         assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = lint_whole_tree(out / "project")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-
