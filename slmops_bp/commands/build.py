@@ -15,7 +15,7 @@ from slmops_bp.build.runner import Job, Result
 from slmops_bp.build.writeback import Measured, write_back
 from slmops_bp.diagnostics import Diagnostic, Severity, UsageFailure
 from slmops_bp.pipeline import compile_blueprints
-from slmops_bp.progress import BuildProgress
+from slmops_bp.run.progress import BuildProgress
 
 BLOCKING = ("BP1", "BP2", "BP350", "BP351", "BP352", "BP356", "BP357")
 """Errors that stop a build; the others (no candidate yet, stale, hand-written) it fixes."""
