@@ -30,6 +30,7 @@ from slmops_bp import API_VERSION
 from slmops_bp import quantities as q
 from slmops_bp import values as v
 from slmops_bp.diagnostics import shown
+from slmops_bp.model_build import Build, EvalSet, Format, ModelSource
 from slmops_bp.values import ValueProblem
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -292,66 +293,6 @@ class Artifact(Strict):
         return v.artifact_file(self.uri)
 
 
-Digest = Annotated[
-    str,
-    Field(pattern=r"^sha256:[0-9a-f]{64}$"),
-    WithJsonSchema({"type": "string", "pattern": r"^sha256:[0-9a-f]{64}$"}),
-]
-Format = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-
-
-def _relative_path(value: str) -> str:
-    if not value or "\x00" in value or value.startswith(("/", "\\")) or "://" in value:
-        raise ValueProblem(
-            f"{shown(value)} is not a relative path: write a path relative to this blueprint file"
-        )
-    return value
-
-
-RelPath = Annotated[
-    str,
-    PlainValidator(_checked(_relative_path, "path")),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 4096}),
-]
-BUILD_FROM_SOURCE = "source"
-
-
-class BuildStep(Strict):
-    """One step of a build recipe: exactly one of ``quantize`` or ``prune``."""
-
-    quantize: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")] | None = None
-    prune: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
-
-    @model_validator(mode="after")
-    def _one_operation(self) -> BuildStep:
-        given = [k for k in ("quantize", "prune") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise PydanticCustomError(
-                "bp_build_step",
-                "a build step is exactly one of 'quantize: METHOD' or 'prune: SPARSITY' "
-                "(got {given})",
-                {"given": ", ".join(given) or "neither"},
-            )
-        return self
-
-    @property
-    def operation(self) -> str:
-        return "quantize" if self.quantize is not None else "prune"
-
-
-class Build(Strict):
-    """How ``bp build`` makes a variant: ``steps`` applied in order to ``from``."""
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    from_: Annotated[str, Field(alias="from", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")] = (
-        BUILD_FROM_SOURCE
-    )
-    steps: list[BuildStep] = Field(default_factory=list)
-    digest: Digest | None = None
-    seal: Digest | None = None
-
-
 def _not_null(schema: dict[str, Any]) -> None:
     """The schema of a value written by hand or by bp build: never null, no default."""
     schema.pop("default", None)
@@ -403,21 +344,6 @@ class Variant(Strict):
         if self.memory is None:
             raise ValueError(f"variant {self.name!r} is not built")
         return self.memory
-
-
-class ModelSource(Strict):
-    """The reference artifact build recipes start from, shipped with the blueprints."""
-
-    path: RelPath
-    format: Format
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
-
-
-class EvalSet(Strict):
-    """Inputs (JSON lines) and the metric quality is measured with against the reference."""
-
-    inputs: RelPath
-    metric: Literal["next-token-agreement", "kl", "cosine"]
 
 
 class ModelSpec(Strict):

@@ -16,7 +16,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from slmops_bp.model import BUILD_FROM_SOURCE, Artifact, BuildStep, ModelSpec, Variant
+from slmops_bp.model import Artifact, ModelSpec, Variant
+from slmops_bp.model_build import BUILD_FROM_SOURCE, BuildStep
 
 RECIPE_VERSION = 1
 METHODS: dict[str, tuple[str, ...]] = {

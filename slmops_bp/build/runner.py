@@ -24,7 +24,7 @@ from slmops_bp.blueprint import BlueprintSet
 from slmops_bp.build import evaluate, recipe
 from slmops_bp.build.store import Store
 from slmops_bp.build.writeback import Measured
-from slmops_bp.model import BuildStep
+from slmops_bp.model_build import BuildStep
 
 TOOLS = ("onnx", "onnxruntime", "gguf", "numpy", "llama-cpp-python")
 

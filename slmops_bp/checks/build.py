@@ -12,9 +12,12 @@ from slmops_bp.blueprint import Entry
 from slmops_bp.build import recipe
 from slmops_bp.checks.context import Context
 from slmops_bp.diagnostics import Diagnostic, Severity
-from slmops_bp.model import BUILD_FROM_SOURCE, ModelSpec, Variant
+from slmops_bp.model import ModelSpec, Variant
+from slmops_bp.model_build import BUILD_FROM_SOURCE
 
 MEASURED = ("artifact", "memory", "quality", "sparsity")
+RECIPE_ERRORS = ("BP350", "BP351", "BP352", "BP356", "BP357")
+"""Recipes ``bp build`` cannot run (BP353-BP355 are what a build fixes)."""
 
 
 def _models(ctx: Context) -> Iterable[Entry[ModelSpec]]:

@@ -13,12 +13,13 @@ from slmops_bp.build import runner
 from slmops_bp.build.evaluate import BuildFailure
 from slmops_bp.build.runner import Job, Result
 from slmops_bp.build.writeback import Measured, write_back
+from slmops_bp.checks.build import RECIPE_ERRORS
 from slmops_bp.diagnostics import Diagnostic, Severity, UsageFailure
 from slmops_bp.pipeline import compile_blueprints
 from slmops_bp.run.progress import BuildProgress
 
-BLOCKING = ("BP1", "BP2", "BP350", "BP351", "BP352", "BP356", "BP357")
-"""Errors that stop a build; the others (no candidate yet, stale, hand-written) it fixes."""
+BLOCKING = ("BP1", "BP2", *RECIPE_ERRORS)
+"""Errors that stop a build: unreadable documents and recipes it cannot run."""
 
 
 def _blocking(diags: list[Diagnostic]) -> list[Diagnostic]:
