@@ -45,8 +45,11 @@ def _q4(data: np.ndarray) -> np.ndarray:
     return gguf.quants.quantize(data.astype(np.float32), gguf.GGMLQuantizationType.Q4_0)
 
 
-def tiny_gguf(seed: int = 5, broken: bool = False) -> bytes:
-    """The bytes of the tiny model (``broken``: without ``blk.1.ffn_down.weight``)."""
+def tiny_gguf(seed: int = 5, broken: bool = False, f32: bool = False) -> bytes:
+    """The bytes of the tiny model (``broken``: without ``blk.1.ffn_down.weight``).
+
+    ``f32``: every tensor in F32, the reference ``bp build`` quantizes its variants from.
+    """
     rng = np.random.default_rng(seed)
     tokens, scores, types = vocabulary()
     vocab = len(tokens)
@@ -88,7 +91,9 @@ def tiny_gguf(seed: int = 5, broken: bool = False) -> bytes:
         writer.add_rope_dimension_count(EMBD // HEADS)
         writer.add_layer_norm_rms_eps(1e-5)
         writer.add_vocab_size(vocab)
-        writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_0)
+        writer.add_file_type(
+            gguf.LlamaFileType.ALL_F32 if f32 else gguf.LlamaFileType.MOSTLY_Q4_0
+        )
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
         writer.add_tokenizer_model("llama")
         writer.add_token_list(tokens)
@@ -100,7 +105,7 @@ def tiny_gguf(seed: int = 5, broken: bool = False) -> bytes:
         writer.add_add_bos_token(True)
         writer.add_add_eos_token(False)
         for name, data, quantize in tensors:
-            if quantize:
+            if quantize and not f32:
                 writer.add_tensor(name, _q4(data), raw_dtype=gguf.GGMLQuantizationType.Q4_0)
             else:
                 writer.add_tensor(name, data)
@@ -115,6 +120,7 @@ def main() -> None:
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
     (out / "tiny-lm-q4_0.gguf").write_bytes(tiny_gguf())
+    (out / "tiny-llama-f32.gguf").write_bytes(tiny_gguf(f32=True))
 
 
 if __name__ == "__main__":

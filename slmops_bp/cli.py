@@ -333,6 +333,45 @@ def init(directory: str, port: int, force: bool) -> None:
 
 
 @cli.command()
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
+@_blueprints_option
+@click.option(
+    "--store",
+    default=".bp/store",
+    show_default=True,
+    metavar="DIR",
+    help="Content-addressed artifact store (bp serve DIR publishes it).",
+)
+@click.option(
+    "--base-uri",
+    "base_uri",
+    metavar="URI",
+    help="Where the store is published (artifact URIs); default: its file:// URI.",
+)
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Parallel builds (default: cores).")
+@click.option("--force", is_flag=True, help="Rebuild and measure every recipe again.")
+@click.option("--dry-run", is_flag=True, help="Only say what would be built.")
+@_format_option("text", "json")
+def build(
+    paths: tuple[str, ...],
+    blueprints: str,
+    store: str,
+    base_uri: str | None,
+    jobs: int | None,
+    force: bool,
+    dry_run: bool,
+    fmt: str,
+) -> None:
+    """Make variants from their build recipes, measure them, write the numbers back.
+
+    Only recipes whose inputs (source, recipe, eval set) changed are run.
+    """
+    from slmops_bp.commands import build as command
+
+    sys.exit(command.run(list(paths) or [blueprints], store, base_uri, jobs, force, dry_run, fmt))
+
+
+@cli.command()
 @click.argument("directory", default="artifacts", metavar="[DIR]")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8642, show_default=True, help="Port to listen on.")

@@ -275,7 +275,7 @@ def _choice(
     skipped: int,
 ) -> Choice:
     variant = next(v for v in req.model.variants if v.name == chosen.variant)
-    how = delivery(variant.artifact.uri, req.policy)
+    how = delivery(variant.deployable_artifact.uri, req.policy)
     prefer = req.spec.variants.prefer
     measure = (
         f"memory {format_size(chosen.memory)}"

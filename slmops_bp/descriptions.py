@@ -80,16 +80,49 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "format": "Artifact format (onnx, gguf, tflite, ...); a runtime must serve it.",
         "precision": "Numeric precision: fp32, fp16, bf16, int8, int4, q8_0, q4_k_m, ...",
         "sparsity": "Fraction of weights pruned, in [0, 1); default none.",
-        "artifact": "The file: URI, sha256 and size.",
-        "memory": "Resident memory needed at run time, weights plus working set (a size).",
+        "build": "How bp build makes it from the model's source; bp build then writes "
+        "artifact, memory, quality and sparsity. Default none (written by hand).",
+        "artifact": "The file: URI, sha256 and size. Required unless the variant has a build "
+        "recipe (bp build writes it).",
+        "memory": "Resident memory needed at run time, weights plus working set (a size). "
+        "Required unless the variant has a build recipe (bp build measures it).",
         "accelerators": "Accelerators it can run on; cpu means none. Default [cpu].",
         "quality": "Share of the reference model's quality kept, in (0, 1]; default 1.",
+    },
+    "Build": {
+        "": "A build recipe: steps applied in order to the source or to another variant.",
+        "from": "'source' (the model's reference artifact) or the name of a variant with a "
+        "recipe; default source.",
+        "steps": "quantize / prune steps, in order; none: the source itself, measured.",
+        "digest": "Written by bp build: digest of source, recipe and eval set measured with.",
+        "seal": "Written by bp build: digest of the measured values as written.",
+    },
+    "BuildStep": {
+        "": "One step: exactly one of quantize or prune.",
+        "quantize": "Quantization method: int8-dynamic, int8-static, fp16 (onnx); q8_0, q4_0, "
+        "q4_1, q5_0, q5_1, f16 (gguf).",
+        "prune": "Magnitude pruning: the share of weights set to zero, in (0, 1).",
+    },
+    "ModelSource": {
+        "": "The reference artifact build recipes start from, shipped with the blueprints.",
+        "path": "Path of the file, relative to this blueprint file.",
+        "format": "Its format (onnx, gguf); built variants have the same format.",
+        "sha256": "SHA-256 of the file; default: hashed when needed. bp build checks it.",
+    },
+    "EvalSet": {
+        "": "What quality is measured on: inputs and a metric against the reference.",
+        "inputs": 'JSON lines file, relative to this blueprint file: {"tokens": [ids]} or '
+        '{"text": "..."} per line.',
+        "metric": "next-token-agreement or kl (text-generation), cosine (embedding).",
     },
     "ModelSpec": {
         "": "A model and its variants.",
         "version": 'Model version, a quoted string (e.g. "1.2.0"); installed side by side.',
         "task": "What it does: text-generation, embedding, classification, ...",
         "license": "License identifier, checked against a policy's `licenses`.",
+        "source": "The reference artifact build recipes start from; default none.",
+        "eval": "The eval set bp build measures quality on; needed when a variant has a build "
+        "recipe.",
         "variants": "Builds of the model; the planner picks the best one that fits.",
     },
     "Egress": {

@@ -221,6 +221,8 @@ def warnings(
             )
         index = next(i for i, v in enumerate(model.spec.variants) if v.name == ev.variant)
         declared = model.spec.variants[index].memory
+        if declared is None:  # a recipe not built yet: nothing declared to compare with
+            continue
         heavy = [s for s in ev.samples if s.rss_bytes is not None and s.rss_bytes > declared]
         if heavy:
             diags.append(

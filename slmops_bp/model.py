@@ -19,7 +19,9 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -29,6 +31,7 @@ from slmops_bp import quantities as q
 from slmops_bp import values as v
 from slmops_bp.contract import NAME_MAX, NAME_PATTERN, Engine
 from slmops_bp.diagnostics import shown
+from slmops_bp.model_build import Build, EvalSet, Format, ModelSource
 from slmops_bp.values import ValueProblem
 
 GROUP_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
@@ -288,25 +291,65 @@ class Artifact(Strict):
         return v.artifact_file(self.uri)
 
 
+def _not_null(schema: dict[str, Any]) -> None:
+    """The schema of a value written by hand or by bp build: never null, no default."""
+    schema.pop("default", None)
+    members = [m for m in schema.pop("anyOf", []) if m.get("type") != "null"]
+    if len(members) == 1:
+        schema.update(members[0])
+
+
 class Variant(Strict):
     name: Name
-    format: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    format: Format
     precision: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
     sparsity: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
-    artifact: Artifact
-    memory: Size
+    build: Build | None = None
+    # required unless the variant has a build recipe (the schema shows the hand-written form)
+    artifact: Artifact | None = Field(
+        default=None, validate_default=True, json_schema_extra=_not_null
+    )
+    memory: Size | None = Field(default=None, validate_default=True, json_schema_extra=_not_null)
     accelerators: list[AcceleratorName] = Field(default_factory=_cpu_only, min_length=1)
     quality: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+
+    @field_validator("artifact", "memory", mode="after")
+    @classmethod
+    def _measured_or_built(cls, value: object, info: ValidationInfo) -> object:
+        """Written by hand, or measured by ``bp build`` from the variant's ``build`` recipe."""
+        if value is None and info.data.get("build") is None:
+            raise PydanticCustomError("missing", "Field required")
+        return value
 
     @property
     def effective_quality(self) -> float:
         return 1.0 if self.quality is None else self.quality
+
+    @property
+    def built(self) -> bool:
+        """Its artifact and memory are known (written by hand or measured by ``bp build``)."""
+        return self.artifact is not None and self.memory is not None
+
+    @property
+    def deployable_artifact(self) -> Artifact:
+        """The artifact of a variant the plan chose (only built variants are candidates)."""
+        if self.artifact is None:
+            raise ValueError(f"variant {self.name!r} is not built")
+        return self.artifact
+
+    @property
+    def deployable_memory(self) -> int:
+        if self.memory is None:
+            raise ValueError(f"variant {self.name!r} is not built")
+        return self.memory
 
 
 class ModelSpec(Strict):
     version: Version
     task: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
     license: Ident
+    source: ModelSource | None = None
+    eval: EvalSet | None = None
     variants: list[Variant] = Field(min_length=1)
 
 

@@ -443,7 +443,7 @@ def _assignment(plan: Plan, req: Request, combo: Combo) -> Assignment:
         privacy_digest=policy_digest(req.policy),
         delivery=combo.choice.delivery,
         overlays=combo.overlays,
-        sha256=variant.artifact.sha256,
+        sha256=variant.deployable_artifact.sha256,
         combo=combo.id,
     )
 

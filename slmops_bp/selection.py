@@ -163,6 +163,8 @@ def judge_variant(
     allow = req.spec.variants.allow
     if allow is not None and variant.name not in allow:
         return Rejection(variant.name, f"not in variants.allow [{', '.join(allow)}]")
+    if variant.artifact is None or variant.memory is None:
+        return Rejection(variant.name, "not built yet: run `bp build` to make and measure it")
     if not source_allowed(variant.artifact.uri, req.policy.model_sources):
         return Rejection(
             variant.name,

@@ -177,7 +177,7 @@ def test_no_module_imports_another_modules_private_names() -> None:
 CODE_OWNERS = {
     "BP1": ("slmops_bp.load", "slmops_bp.gitrev"),  # loading YAML (from files, from git objects)
     "BP2": ("slmops_bp.blueprint", "slmops_bp.model_errors"),  # schema
-    "BP3": ("slmops_bp.checks.references",),  # references and names
+    "BP3": ("slmops_bp.checks.references", "slmops_bp.checks.build"),  # references, build recipes
     "BP4": ("slmops_bp.checks.classes", "slmops_bp.checks.fit"),  # fit and choice
     "BP5": ("slmops_bp.checks.policy",),  # privacy policy
     "BP6": ("slmops_bp.overlays", "slmops_bp.checks.overlays"),  # overlays

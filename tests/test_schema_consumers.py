@@ -119,7 +119,11 @@ def test_description_table_names_exactly_the_fields_of_the_models() -> None:
     models = _models()
     header = {"apiVersion", "kind", "metadata", "spec"}
     expected = {
-        name: {""} | (set(model.model_fields) - (header if name in KINDS else set()))
+        name: {""}
+        | (
+            {f.alias or n for n, f in model.model_fields.items()}
+            - (header if name in KINDS else set())
+        )
         for name, model in models.items()
     }
     actual = {name: set(table) for name, table in DESCRIPTIONS.items()}

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from slmops_bp.blueprint import BlueprintSet
-from slmops_bp.checks import classes, fit, overlays, policy, references, rollout
+from slmops_bp.checks import build, classes, fit, overlays, policy, references, rollout
 from slmops_bp.checks.context import Context, Target, diag_key
 from slmops_bp.diagnostics import Diagnostic
 from slmops_bp.overlays import effective_spec, fixed_fields
@@ -29,6 +29,9 @@ CHECKS: dict[str, Check] = {
     "class-runtime-reference": references.class_runtimes,  # BP302, BP304
     "overlay-deployment-reference": references.overlay_deployments,  # BP302
     "duplicate-variant": references.duplicate_variants,  # BP303
+    "build-method": build.methods,  # BP350
+    "build-chain": build.chains,  # BP351, BP352, BP356, BP357
+    "build-measured": build.measurements,  # BP353, BP354, BP355
     "repeated-accelerator": classes.repeated_accelerators,  # BP403
     "reserve-leaves-memory": classes.reserve_leaves_memory,  # BP404
     "overlay-weaker-privacy": overlays.weaker_privacy,  # BP602

@@ -67,3 +67,45 @@ class Progress:
             f"[bold]{dep}[/] stage {stage}/{len(stages)}  hosts {done}/{targets}  "
             f"[red]failed {failed}[/]  task: {tracker.task}"
         )
+
+
+class BuildProgress:
+    """``bp build``: a rich progress bar over the variants on a terminal; a line each otherwise."""
+
+    def __init__(self, total: int, *, enabled: bool = True) -> None:
+        self.total = total
+        self.enabled = enabled and total > 0
+        self.bar: Any = None
+        self.task: Any = None
+        self.finished = 0
+
+    def __enter__(self) -> BuildProgress:
+        if self.enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.bar = Progress(
+                TextColumn("building"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.description}"),
+                console=Console(file=sys.stderr), transient=True,
+            )  # fmt: skip
+            self.bar.__enter__()
+            self.task = self.bar.add_task("", total=self.total)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(exc_type, exc, tb)
+
+    def advance(self, what: str) -> None:
+        self.finished += 1
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, description=what)
+        elif self.enabled:
+            sys.stderr.write(f"bp: built {self.finished}/{self.total}: {what}\n")
+            sys.stderr.flush()

@@ -50,6 +50,25 @@ def ort_feeds(session, prompt):
     return feeds
 '''
 
+# Peak resident memory of the program, in every health result as rss_bytes (bp build
+# measures a variant's memory with these same scripts).
+_PEAK_RSS = r'''
+
+
+def peak_rss():
+    """Peak resident memory of this program in bytes: VmHWM (reset by exec, unlike ru_maxrss,
+    which keeps the parent's peak when the process was forked from a bigger one)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+'''
+
 _TIMED = r'''
 import time
 
@@ -70,7 +89,7 @@ def timed_runs(step, budget):
     return median, len(latencies)
 '''
 
-HEALTH_ONNXRUNTIME = _ORT_FEEDS + _TIMED + r'''
+HEALTH_ONNXRUNTIME = _ORT_FEEDS + _TIMED + _PEAK_RSS + r'''
 import json
 import sys
 
@@ -95,7 +114,7 @@ def main():
     print(json.dumps({
         "ok": True, "latency_ms": round(median, 3), "tokens_per_s": round(1000.0 / max(median, 1e-6), 3),
         "tokens": runs, "runs": runs, "load_ms": round(load_ms, 3), "engine_version": ort.__version__,
-        "inputs": sorted(feeds), "outputs": outputs,
+        "inputs": sorted(feeds), "outputs": outputs, "rss_bytes": peak_rss(),
     }))
     return 0
 
@@ -103,7 +122,7 @@ def main():
 sys.exit(main())
 '''
 
-HEALTH_LITERT = _TIMED + r'''
+HEALTH_LITERT = _TIMED + _PEAK_RSS + r'''
 import json
 import sys
 
@@ -138,7 +157,7 @@ def main():
         return 1
     print(json.dumps({"ok": True, "latency_ms": round(median, 3),
                       "tokens_per_s": round(1000.0 / max(median, 1e-6), 3), "tokens": runs, "runs": runs,
-                      "load_ms": round(load_ms, 3)}))
+                      "load_ms": round(load_ms, 3), "rss_bytes": peak_rss()}))
     return 0
 
 
@@ -151,7 +170,7 @@ sys.exit(main())
 # first_token_ms the time to the first token, tokens_per_s the decode rate after it.
 # verbose: llama.cpp's own log goes to stderr, where the module finds the reason of a
 # failed load.
-HEALTH_LLAMA_CPP_PYTHON = r'''
+HEALTH_LLAMA_CPP_PYTHON = _PEAK_RSS + r'''
 import json
 import sys
 import time
@@ -197,6 +216,7 @@ def main():
         "tokens": tokens, "prompt_tokens": len(prompt), "load_ms": round(load_ms, 3),
         "text_chars": len(text), "n_vocab": llm.n_vocab(),
         "engine_version": __import__("llama_cpp").__version__,
+        "rss_bytes": peak_rss(),
         "error": None if tokens else "no tokens generated",
     }))
     return 0 if tokens else 1

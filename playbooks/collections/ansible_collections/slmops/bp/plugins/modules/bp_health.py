@@ -371,11 +371,16 @@ def children_peak_rss():
     return int(peak) * 1024 if peak > 0 else None
 
 
-def measure_rss(name, service_manager):
-    """(bytes, source) of the engine's resident memory, or (None, None)."""
+def measure_rss(name, service_manager, reported=None):
+    """(bytes, source) of the engine's resident memory, or (None, None): the running service's
+    main process; else the peak the check's engine reported of itself (VmHWM, reset by exec);
+    else the largest child's ru_maxrss (which may include the peak of the process it forked
+    from)."""
     rss = service_rss(name, service_manager)
     if rss:
         return rss, "service"
+    if isinstance(reported, int) and not isinstance(reported, bool) and reported > 0:
+        return reported, "check"
     rss = children_peak_rss()
     return (rss, "check") if rss else (None, None)
 
@@ -387,6 +392,7 @@ def judge(raw, min_tps):
         "checked_at": utc_now(),
         "latency_ms": raw.get("latency_ms"),
         "tokens_per_s": raw.get("tokens_per_s"),
+        "rss_bytes": raw.get("rss_bytes"),
         "error": raw.get("error"),
     }
     tps = raw.get("tokens_per_s")
@@ -433,7 +439,8 @@ def main():
     started = time.monotonic()
     raw = Check(module.params).execute()
     health = judge(raw, module.params["min_tokens_per_s"])
-    rss, rss_source = measure_rss(module.params["name"], module.params["service_manager"])
+    rss, rss_source = measure_rss(module.params["name"], module.params["service_manager"],
+                                  raw.get("rss_bytes"))
     if rss:
         health["rss_bytes"] = rss
     changed = False
