@@ -637,8 +637,8 @@ def test_a_reused_probe_answer_is_no_module_execution() -> None:
     from slmops_bp.executions import is_module_execution
 
     def event(res: dict[str, Any]) -> dict[str, Any]:
-        return {"event": "runner_on_ok",
-                "event_data": {"host": "h", "task_action": "slmops.bp.bp_probe", "res": res}}  # fmt: skip
+        data = {"host": "h", "task_action": "slmops.bp.bp_probe", "res": res}
+        return {"event": "runner_on_ok", "event_data": data}
 
     assert is_module_execution(event({"deployments": {}}))
     assert not is_module_execution(event({"deployments": {}, "reused": True}))
