@@ -18,8 +18,9 @@ previous run are closed first), from the rendered ``project/`` directory so that
     ``ansible-playbook`` running one ``ansible.builtin.ping`` on the same hosts with the same
     inventories and settings, alternating ``--runs`` times; **target <= 1.3**;
 (c) module executions per host in a no-change ``bp apply``, counted from ansible-runner's
-    events (results of tasks whose action runs on the device, not on the controller), and,
-    as a cross-check, the commands each device's sshd started meanwhile; **target 1**.
+    events with ``slmops_bp.executions`` (results of tasks whose action runs on the device, not
+    on the controller), and, as a cross-check, the commands each device's sshd started
+    meanwhile; **target 1**; and no task result on any host besides the probe.
 """
 
 from __future__ import annotations
@@ -69,12 +70,6 @@ PING = """---
     - name: Ping
       ansible.builtin.ping:
 """
-# Actions that Ansible runs on the controller: no module execution on the device.
-CONTROLLER_ACTIONS = {
-    "add_host", "assert", "debug", "fail", "group_by", "import_role", "import_tasks",
-    "include_role", "include_tasks", "include_vars", "meta", "pause", "set_fact", "set_stats",
-    "validate_argument_spec",
-}  # fmt: skip
 RECAP = re.compile(r"^(\S+)\s*: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
@@ -110,29 +105,33 @@ import json, sys
 from collections import Counter
 import ansible_runner
 import slmops_bp.cli as cli_mod
-controller = set(json.loads(sys.argv[2]))
+from slmops_bp.executions import is_module_execution
 counts = Counter()
 actions = Counter()
+after_probe = Counter()
 original = ansible_runner.run
 def run(*args, **kwargs):
     handler = kwargs.get("event_handler")
     def counted(event):
         data = event.get("event_data") or {}
-        action = str(data.get("task_action") or "").rsplit(".", 1)[-1]
-        if event.get("event") in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable") \\
-                and data.get("host") and action not in controller:
+        if is_module_execution(event):
             counts[data["host"]] += 1
             actions[str(data.get("task_action"))] += 1
+        if event.get("event") in ("runner_on_ok", "runner_on_failed", "runner_on_skipped",
+                                  "runner_on_unreachable") and data.get("host") \\
+                and not str(data.get("task_action", "")).endswith("bp_probe"):
+            after_probe[data["host"]] += 1
         return handler(event) if handler else False
     kwargs["event_handler"] = counted
     return original(*args, **kwargs)
 ansible_runner.run = run
 code = 0
 try:
-    cli_mod.cli.main(args=sys.argv[3:], prog_name="bp", standalone_mode=False)
+    cli_mod.cli.main(args=sys.argv[2:], prog_name="bp", standalone_mode=False)
 except SystemExit as exc:
     code = int(exc.code or 0)
-open(sys.argv[1], "w").write(json.dumps({"hosts": counts, "actions": actions}))
+open(sys.argv[1], "w").write(json.dumps({"hosts": counts, "actions": actions,
+                                         "other_tasks": after_probe}))
 sys.exit(code)
 """
 
@@ -141,8 +140,7 @@ def module_executions(fleet: Path, ssh: SshFleet, names: list[str]) -> dict[str,
     """Per host: device-side task results in the runner's events, and sshd commands."""
     out_json = fleet.parent / "module-counts.json"
     before = {h: sessions(ssh, h) for h in names}
-    cmd = [sys.executable, "-c", COUNT_MAIN, str(out_json), json.dumps(sorted(CONTROLLER_ACTIONS)),
-           *bp_apply(fleet)[1:]]  # fmt: skip
+    cmd = [sys.executable, "-c", COUNT_MAIN, str(out_json), *bp_apply(fleet)[1:]]
     _, _, out = timed(cmd, fleet)
     check_apply(out, names, changed=False)
     data = json.loads(out_json.read_text())
@@ -151,6 +149,7 @@ def module_executions(fleet: Path, ssh: SshFleet, names: list[str]) -> dict[str,
     return {
         "events": {h: events.get(h, 0) for h in names},
         "actions": dict(sorted(data["actions"].items())),
+        "other_tasks": {h: Counter(data["other_tasks"]).get(h, 0) for h in names},
         "sshd_commands": commands,
     }
 
@@ -274,6 +273,9 @@ def measure(args: Any, fleet: Path, ssh: SshFleet, names: list[str], port: int,
           f"{'/'.join(map(str, spread))}; sshd commands per host "
           f"{'/'.join(map(str, sorted(set(counts['sshd_commands'].values()))))})"
           f"   target {TARGET_MODULES}: {verdict[worst <= TARGET_MODULES]}")  # fmt: skip
+    print("  task results besides the probe, all hosts: "
+          f"{sum(counts['other_tasks'].values())} (target 0: a host that matches the plan "
+          "runs no other task)")
     print("  device-side results by action, all hosts: "
           + ", ".join(f"{a} {c}" for a, c in counts["actions"].items()))  # fmt: skip
     if args.json:
@@ -285,4 +287,5 @@ def measure(args: Any, fleet: Path, ssh: SshFleet, names: list[str], port: int,
             "pip": env_note,
         }, indent=2))  # fmt: skip
     met = ratio_first <= TARGET_FIRST and ratio_floor <= TARGET_FLOOR and worst <= TARGET_MODULES
+    met = met and not any(counts["other_tasks"].values())
     return 0 if met else 1

@@ -3,7 +3,9 @@
 A task costs a round trip to the device only when its action runs a module there; actions
 that Ansible resolves on the controller (``assert``, ``set_fact``, ``set_stats``, includes,
 the argument-spec check, ...) do not, and neither do skipped tasks or tasks delegated to the
-controller. ``bp apply`` on a device whose state matches the plan must cost one module
+controller, and neither does a probe answer handed back from earlier in the same run
+(``reused``: the probe's action plugin answers a host's later plays without going to the
+device). ``bp apply`` on a device whose state matches the plan must cost one module
 execution per host (the probe); the bench and the tests count them with this.
 """
 
@@ -45,7 +47,9 @@ def is_module_execution(event: dict[str, Any]) -> bool:
         return False
     data = event.get("event_data") or {}
     res = data.get("res") or {}
-    if res.get("skipped") or str(data.get("task_action", "")) in CONTROLLER_ACTIONS:
+    if res.get("skipped") or res.get("reused") is True:
+        return False
+    if str(data.get("task_action", "")) in CONTROLLER_ACTIONS:
         return False
     delegated = (res.get("_ansible_delegated_vars") or {}).get("ansible_host")
     return not (delegated in _LOCAL and data.get("host") not in _LOCAL)

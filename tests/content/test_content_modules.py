@@ -614,3 +614,34 @@ def test_downgrade_is_refused_unless_allowed(tmp_path: Path) -> None:
 )
 def test_version_order(old: str, new: str, down: bool) -> None:
     assert bp_deploy.is_downgrade(old, new) is down
+
+
+# ---------------------------------------------------------------- bp_probe action plugin
+
+
+def test_probe_action_reuses_only_a_whole_successful_answer_of_this_run() -> None:
+    action = import_collection_module("plugins.action.bp_probe")
+    answer = {"changed": False, "deployments": {"a": {"work": False}, "b": {"work": True}},
+              "facts": {"architecture": "x86_64"}}  # fmt: skip
+    kept = {action.KEPT: answer}
+    assert action.earlier_answer(kept, ["a", "b"]) is answer
+    assert action.earlier_answer(kept, ["b"]) is answer
+    # a deployment the earlier probe did not answer for: go to the device
+    assert action.earlier_answer(kept, ["a", "c"]) is None
+    assert action.earlier_answer(kept, []) is None
+    # nothing probed yet in this run, or the earlier probe failed / was skipped
+    assert action.earlier_answer({}, ["a"]) is None
+    for bad in ({"failed": True}, {"skipped": True}):
+        assert action.earlier_answer({action.KEPT: answer | bad}, ["a"]) is None
+    assert action.earlier_answer({action.KEPT: {"skipped": True}}, ["a"]) is None
+
+
+def test_a_reused_probe_answer_is_no_module_execution() -> None:
+    from slmops_bp.executions import is_module_execution
+
+    def event(res: dict[str, Any]) -> dict[str, Any]:
+        data = {"host": "h", "task_action": "slmops.bp.bp_probe", "res": res}
+        return {"event": "runner_on_ok", "event_data": data}
+
+    assert is_module_execution(event({"deployments": {}}))
+    assert not is_module_execution(event({"deployments": {}, "reused": True}))

@@ -224,6 +224,11 @@ def test_second_run_changes_nothing(scenario: Scenario, float_model: bytes) -> N
         # the no-change budget: one probe per host for all its deployments, nothing else
         assert modules == {"slmops.bp.bp_probe": 1}, ran
         assert executions[host] == 1, ran
+        # a host that matches the plan runs no other task, not even a skipped one: its batch
+        # ends right after the probe (nothing to include, nothing to gate)
+        assert [d["task"] for d in result.results(host)] == [
+            "Probe the device once for all its deployments"
+        ], result.results(host)
     assert not scenario.pwned.exists()
 
 

@@ -70,6 +70,13 @@ facts:
   description: C(architecture) and C(memtotal_mb) of the device.
   returned: always
   type: dict
+reused:
+  description:
+    - V(true) when the controller handed back this run's earlier answer for the host (a later
+      play of the same run, registered as C(deploy_probe_run)) instead of probing the device
+      again; no module ran on the device.
+  returned: when reused
+  type: bool
 """
 
 import os
