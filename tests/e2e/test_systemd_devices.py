@@ -346,3 +346,161 @@ def test_failed_health_check_rolls_the_canary_back_to_a_running_service(deployed
         assert out["hosts"][host]["status"] == "skipped"
         assert deployed.current(host) == "1.0.0-fp32-onnx"
     assert re.search(r"1\.2\.0", json.dumps(deployed.state(canary).get("rolled_back_from")))
+
+
+# ---------------------------------------------------------------- hardening and enforcement
+
+UNIT_PATH = f"/etc/systemd/system/{UNIT}"
+# [Service] settings that describe the process, not its sandbox: the probe brings its own
+NOT_SANDBOX = ("Type", "ExecStart", "ExecStartPre", "Restart", "RestartSec", "LogNamespace",
+               "LogRateLimitIntervalSec", "LogRateLimitBurst", "StandardOutput", "StandardError")  # fmt: skip
+PROBE = r"""
+import json, os, socket, sys
+out = {"uid": os.getuid()}
+for name, host, port in json.loads(sys.argv[1]):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(3)
+    try:
+        s.connect((host, port))
+        out[name] = "connected"
+    except OSError as exc:
+        out[name] = type(exc).__name__
+    finally:
+        s.close()
+for name, path in json.loads(sys.argv[2]):
+    try:
+        with open(path, "a") as handle:
+            handle.write("probe\n")
+        out[name] = "written"
+    except OSError as exc:
+        out[name] = type(exc).__name__
+for name, path in json.loads(sys.argv[3]):
+    try:
+        with open(path, "rb") as handle:
+            handle.read()
+        out[name] = "read"
+    except OSError as exc:
+        out[name] = type(exc).__name__
+print(json.dumps(out))
+"""
+
+
+def sandbox_properties(fleet: Fleet, host: str) -> list[str]:
+    """The unit's own sandbox, as ``systemd-run -p`` arguments (read from the installed unit)."""
+    text = fleet.sh(host, "cat", UNIT_PATH)
+    section, props = "", []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line
+        elif section == "[Service]" and "=" in line and not line.startswith("#"):
+            key = line.split("=", 1)[0]
+            if key not in NOT_SANDBOX:
+                props += ["-p", line]
+    return props
+
+
+def probe(fleet: Fleet, host: str, targets: list[tuple[str, str, int]],
+          writes: list[tuple[str, str]], reads: list[tuple[str, str]], *, sandboxed: bool = True
+          ) -> dict[str, Any]:  # fmt: skip
+    """Run the probe as the service runs: its user, its unit's sandbox (a transient unit with
+    the same settings), or as plain root for a control."""
+    args = [json.dumps(targets), json.dumps(writes), json.dumps(reads)]
+    if not sandboxed:
+        return dict(json.loads(fleet.sh(host, "python3", "-c", PROBE, *args)))
+    cmd = ["systemd-run", "--quiet", "--wait", "--pipe", "--collect",
+           *sandbox_properties(fleet, host), "/usr/bin/python3", "-c", PROBE, *args]  # fmt: skip
+    return dict(json.loads(fleet.sh(host, *cmd).strip().splitlines()[-1]))
+
+
+@pytest.fixture(scope="module")
+def outside(deployed: Fleet) -> Iterator[list[ModelServer]]:
+    """Servers the policy does not allow: another port on the allowed address, and the second
+    host address of each device's link."""
+    servers = [ModelServer(host=deployed.devices.server_address).start()]
+    servers += [ModelServer(host=d.outside_address).start()
+                for d in deployed.devices.devices.values()]  # fmt: skip
+    try:
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_every_unit_verifies_and_scores_at_most_2(deployed: Fleet) -> None:
+    for host in HOSTS:
+        verify = deployed.devices.run(host, ["systemd-analyze", "verify", UNIT_PATH], check=False)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        report = deployed.sh(host, "systemd-analyze", "security", "--no-pager", UNIT)
+        score = re.search(r"Overall exposure level for \S+: ([0-9.]+)", report)
+        assert score is not None, report
+        assert float(score.group(1)) <= 2.0, report
+
+
+def test_egress_only_to_the_allow_list_from_the_services_sandbox(
+    deployed: Fleet, outside: list[ModelServer]
+) -> None:
+    allowed = deployed.server
+    for index, host in enumerate(HOSTS):
+        device = deployed.devices.devices[host]
+        targets = [
+            ("allowed", allowed.host, allowed.port),
+            ("other_port", outside[0].host, outside[0].port),
+            ("other_address", device.outside_address, outside[1 + index].port),
+        ]
+        as_service = probe(deployed, host, targets, [], [])
+        assert as_service["uid"] != 0
+        assert as_service["allowed"] == "connected", as_service
+        assert as_service["other_port"] != "connected", as_service
+        assert as_service["other_address"] != "connected", as_service
+        # the network itself lets them through: the policy is what stops the service
+        control = probe(deployed, host, targets, [], [], sandboxed=False)
+        assert control == {"uid": 0, "allowed": "connected", "other_port": "connected",
+                           "other_address": "connected"}, control  # fmt: skip
+
+
+def test_the_service_writes_only_its_data_and_reads_no_state(deployed: Fleet) -> None:
+    data = f"{ROOT}/data/{DEPLOYMENT}"
+    writes = [
+        ("data", f"{data}/probe.txt"),
+        ("models", f"{ROOT}/models/{DEPLOYMENT}/probe.txt"),
+        ("runtimes", f"{ROOT}/runtimes/probe.txt"),
+        ("etc", "/etc/probe.txt"),
+        ("root", f"{ROOT}/probe.txt"),
+    ]
+    reads = [
+        ("model", f"{ROOT}/models/{DEPLOYMENT}/current/model.onnx"),
+        ("state", f"{ROOT}/state/{DEPLOYMENT}.json"),
+        ("policy", f"{ROOT}/state/{DEPLOYMENT}.policy.json"),
+        ("shadow", "/etc/shadow"),
+    ]
+    for host in HOSTS:
+        result = probe(deployed, host, [], writes, reads)
+        assert result["data"] == "written", result
+        for name in ("models", "runtimes", "etc", "root"):
+            assert result[name] in ("OSError", "PermissionError"), (name, result)
+        assert result["model"] == "read", result
+        for name in ("state", "policy", "shadow"):
+            assert result[name] in ("PermissionError", "FileNotFoundError"), (name, result)
+        deployed.sh(host, "rm", "-f", f"{data}/probe.txt")
+
+
+def test_logging_retention_telemetry_and_file_modes_follow_the_policy(deployed: Fleet) -> None:
+    for host in HOSTS:
+        conf = deployed.sh(host, "cat", f"/etc/systemd/journald@bp-{DEPLOYMENT}.conf")
+        assert "MaxRetentionSec=172800" in conf  # retention: 2d
+        env = deployed.show(host, "Environment")["Environment"].split()
+        for setting in ("DO_NOT_TRACK=1", "HF_HUB_DISABLE_TELEMETRY=1", "BP_LOG_PROMPTS=0",
+                        "BP_LOG_OUTPUTS=0"):  # fmt: skip
+            assert setting in env, env
+        exec_start = deployed.show(host, "ExecStart")["ExecStart"]
+        assert "--log-prompts" not in exec_start and "--log-outputs" not in exec_start
+        # nothing the deployment owns is readable by others
+        paths = [f"{ROOT}/models/{DEPLOYMENT}", f"{ROOT}/data/{DEPLOYMENT}",
+                 f"{ROOT}/state/{DEPLOYMENT}.json", f"{ROOT}/state/{DEPLOYMENT}.policy.json",
+                 UNIT_PATH]  # fmt: skip
+        loose = deployed.sh(host, "find", *paths, "-perm", "/o=rwx", "-not", "-type", "l")
+        assert loose.strip() == "", loose
+        modes = deployed.sh(host, "stat", "-c", "%a %G %n", *paths).splitlines()
+        assert modes[0].startswith(f"750 bp-{DEPLOYMENT} ")  # models: the service's group
+        assert modes[2].startswith("640 ")  # state
