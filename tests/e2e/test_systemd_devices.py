@@ -352,8 +352,10 @@ def test_failed_health_check_rolls_the_canary_back_to_a_running_service(deployed
 
 UNIT_PATH = f"/etc/systemd/system/{UNIT}"
 # [Service] settings that describe the process, not its sandbox: the probe brings its own
-NOT_SANDBOX = ("Type", "ExecStart", "ExecStartPre", "Restart", "RestartSec", "LogNamespace",
-               "LogRateLimitIntervalSec", "LogRateLimitBurst", "StandardOutput", "StandardError")  # fmt: skip
+NOT_SANDBOX = (
+    "Type", "ExecStart", "ExecStartPre", "Restart", "RestartSec", "LogNamespace",
+    "LogRateLimitIntervalSec", "LogRateLimitBurst", "StandardOutput", "StandardError",
+)  # fmt: skip
 PROBE = r"""
 import json, os, socket, sys
 out = {"uid": os.getuid()}
@@ -435,6 +437,7 @@ def test_every_unit_verifies_and_scores_at_most_2(deployed: Fleet) -> None:
         score = re.search(r"Overall exposure level for \S+: ([0-9.]+)", report)
         assert score is not None, report
         assert float(score.group(1)) <= 2.0, report
+        print(f"{host}: {UNIT} exposure {score.group(1)}")
 
 
 def test_egress_only_to_the_allow_list_from_the_services_sandbox(
