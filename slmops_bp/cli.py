@@ -157,6 +157,43 @@ def explain(host: str, inventory: tuple[str, ...], blueprints: str, fmt: str) ->
     sys.exit(command.run(host, blueprints, inventory, fmt))
 
 
+@cli.command(name="diff")
+@_inventory_option
+@_blueprints_option
+@click.option(
+    "--against", "against", default="HEAD", show_default=True, metavar="REV",
+    help="The git revision to compare with (read from git objects, no checkout).",
+)  # fmt: skip
+@click.option(
+    "--head", "head", metavar="REV",
+    help="Compare with this revision instead of the working tree.",
+)  # fmt: skip
+@_format_option("text", "json", "markdown", "github")
+@click.option(
+    "--exit-code", "exit_code", is_flag=True,
+    help="Exit 3 when hosts move (0: nothing moves; 1 and 2 keep their meaning).",
+)  # fmt: skip
+def diff_command(
+    inventory: tuple[str, ...],
+    blueprints: str,
+    against: str,
+    head: str | None,
+    fmt: str,
+    exit_code: bool,
+) -> None:
+    """Which hosts a change moves: the plan of the working tree against that of REV.
+
+    Per host and deployment: added, removed or changed (variant, version, runtime,
+    accelerator, policy, delivery, overlays), and the stage it moves in.  Both sides are
+    planned against the same inventory.  markdown is for a pull-request comment, github
+    annotates the blueprint lines whose change moves hosts.
+    """
+    from slmops_bp.commands import diff as command
+
+    opts = command.Options(blueprints, inventory, against, head, fmt, exit_code)
+    sys.exit(command.run(opts))
+
+
 @cli.command()
 @_inventory_option
 @_blueprints_option

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from slmops_bp.blueprint import BlueprintSet, parse_documents
 from slmops_bp.checks import run_checks
 from slmops_bp.diagnostics import Diagnostic, has_errors, sort_unique
-from slmops_bp.loader import load_files
+from slmops_bp.loader import Document, load_files
 
 if TYPE_CHECKING:
     from slmops_bp.plan import Plan
@@ -31,9 +31,13 @@ class Compiled:
 
 def compile_blueprints(paths: Sequence[str]) -> Compiled:
     docs, diags = load_files(paths)
+    return compile_documents(docs, diags)
+
+
+def compile_documents(docs: list[Document], diags: list[Diagnostic]) -> Compiled:
+    """Check documents loaded elsewhere (e.g. from a git revision); ``diags`` are the loader's."""
     bset, schema_diags = parse_documents(docs)
-    diags += schema_diags
-    diags += run_checks(bset)
+    diags = diags + schema_diags + run_checks(bset)
     files = len({d.path for d in docs})
     return Compiled(bset, sort_unique(diags), files, len(docs))
 
