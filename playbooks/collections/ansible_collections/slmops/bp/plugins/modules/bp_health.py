@@ -143,6 +143,7 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.slmops.bp.plugins.module_utils.bp_files import (
     atomic_write,
@@ -312,23 +313,19 @@ SERVICE_PATHS = {"onnxruntime": ("/healthz", "/v1/infer"), "litert": ("/healthz"
 
 def ask_service(params, deadline):
     """The running service answers on 127.0.0.1:port (retried while it starts)."""
-    try:
-        from urllib.request import Request, urlopen
-    except ImportError:  # Python 2 is not a device Python of this collection
-        return {"ok": False, "error": "urllib is not available"}
     probe, infer = SERVICE_PATHS[params["engine"]]
     base = "http://127.0.0.1:%d" % params["port"]
     last = "no answer"
     started = time.monotonic()
     while True:
         try:
-            with urlopen(base + probe, timeout=5) as answer:
-                answer.read()
+            open_url(base + probe, timeout=5, use_proxy=False).read()
             if infer:
                 body = json.dumps({"prompt": params["prompt"]}).encode("utf-8")
-                request = Request(base + infer, data=body, headers={"Content-Type": "application/json"})
-                with urlopen(request, timeout=max(1.0, deadline - time.monotonic())) as answer:
-                    data = json.loads(answer.read().decode("utf-8") or "{}")
+                answer = open_url(base + infer, data=body, method="POST", use_proxy=False,
+                                  headers={"Content-Type": "application/json"},
+                                  timeout=max(1.0, deadline - time.monotonic()))
+                data = json.loads(answer.read().decode("utf-8") or "{}")
                 if not data.get("outputs"):
                     return {"ok": False, "url": base + infer, "error": "no outputs: %s" % str(data)[:300]}
             return {"ok": True, "url": base + (infer or probe),
