@@ -25,8 +25,8 @@ description:
     the deployed file and runs the prompt (starting a private C(ollama serve) on a free loopback
     port when no service runs); C(custom) runs C(<runtime_dir>/bin/health --model FILE --prompt TEXT).
   - With O(service_manager=systemd) and O(port), the running service is asked too, once the one-shot
-    inference passed: C(GET /healthz) and C(POST /v1/infer) with the prompt (C(onnxruntime), C(litert):
-    C(bp-serve)), C(GET /v1/models) (C(llama-cpp)) on C(127.0.0.1:port), retried until O(timeout) while it
+    inference passed - C(GET /healthz) and C(POST /v1/infer) with the prompt (C(bp-serve) of C(onnxruntime)
+    and C(litert)), C(GET /v1/models) (C(llama-cpp)) on C(127.0.0.1:port), retried until O(timeout) while it
     starts; the check fails when it never answers (RV(detail.service) says what it answered).
   - "tokens_per_s: tokens produced per second. Engines that generate text count their generated
     tokens; for ONNX Runtime and LiteRT one inference step counts as one token, so it is
