@@ -15,6 +15,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +135,8 @@ def _wheels(ort: str) -> Path:
         return target
     target.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
-        ["pip", "download", "--quiet", "--dest", str(target), "--only-binary=:all:",
+        [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(target),
+         "--only-binary=:all:",
          "--python-version", "3.11", "--implementation", "cp", "--platform",
          "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
          "--platform", "manylinux2014_x86_64", f"onnxruntime=={ort}", "numpy"],
