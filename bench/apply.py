@@ -300,7 +300,7 @@ def phases_main(out_path: str, argv: list[str]) -> int:
 
     add("import bp (cli, commands.apply)", time.perf_counter() - t)
     t = time.perf_counter()
-    for module in ("slmops_bp.pipeline", "slmops_bp.progress"):
+    for module in ("slmops_bp.pipeline", "slmops_bp.run.progress"):
         importlib.import_module(module)
     import slmops_bp.render as render_mod
 
@@ -330,7 +330,7 @@ def phases_main(out_path: str, argv: list[str]) -> int:
 
     wrap(capply, "compile_and_plan", "compile + plan")
     wrap(render_mod, "render", "render (fresh run dir)")
-    wrap(capply, "_record", "history record (sqlite, git)")
+    wrap(capply, "record", "history record (sqlite, git)")
     wrap(capply, "write_table", "summary table")
     wrap(capply, "prune_runs", "prune old run dirs")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from slmops_bp.diff import Change, PlanDiff
-from slmops_bp.loader import Document, Loc
+from slmops_bp.load import Document, Loc
 
 MAX_LINES_PER_DOCUMENT = 10
 

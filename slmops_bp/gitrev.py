@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from slmops_bp.diagnostics import Diagnostic, EnvironmentFailure, UsageFailure, error, sort_unique
-from slmops_bp.loader import Document, load_text
+from slmops_bp.load import Document, load_text
 
 _SUFFIXES = (".yaml", ".yml")
 _BLOB_MODES = ("100644", "100755")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from slmops_bp import API_VERSION
+from slmops_bp.diagnostics import Diagnostic, error
 from slmops_bp.plan import Plan
 
 LOCK_FIELDS = ("variant", "sha256", "runtime", "runtime_version", "policy", "policy_digest")
@@ -73,8 +74,12 @@ def dumps(entries: Mapping[str, Mapping[str, Any]]) -> str:
 
 def load(path: Path) -> dict[str, dict[str, Any]]:
     from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
 
-    data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    try:
+        data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    except YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict) or data.get("kind") != "Lock":
         raise ValueError(f"{path} is not a bp.lock file")
     entries = data.get("entries") or {}
@@ -99,3 +104,19 @@ def diff(
                 if old != new:
                     lines.append(f"~ {key}: {name} {old} → {new}")
     return lines
+
+
+def check(plan: Plan, lock_path: Path) -> list[Diagnostic]:
+    """BP901: the plan differs from ``bp.lock`` (one diagnostic per difference)."""
+    if not lock_path.is_file():
+        return [error("BP902", f"no lock file at {lock_path}: run 'bp lock' first", str(lock_path))]
+    try:
+        locked = load(lock_path)
+    except (ValueError, OSError) as exc:
+        return [error("BP902", f"cannot read the lock file: {exc}", str(lock_path))]
+    lines = diff(locked, lock_entries(plan))
+    return [
+        error("BP901", f"plan differs from the lock: {line} (run 'bp lock' to accept)",
+              str(lock_path), 1, 1)
+        for line in lines
+    ]  # fmt: skip

@@ -27,18 +27,16 @@ from pydantic_core import PydanticCustomError
 from slmops_bp import API_VERSION
 from slmops_bp import quantities as q
 from slmops_bp import values as v
+from slmops_bp.contract import NAME_MAX, NAME_PATTERN, Engine
 from slmops_bp.diagnostics import shown
 from slmops_bp.values import ValueProblem
 
-NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-NAME_MAX = 63
 GROUP_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 _BAD_CHARS = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 
 Arch = Literal["x86_64", "aarch64", "armv7l", "riscv64"]
 AcceleratorType = Literal["cuda", "rocm", "npu", "openvino", "metal", "edgetpu"]
 AcceleratorName = Literal["cpu", "cuda", "rocm", "npu", "openvino", "metal", "edgetpu"]
-Engine = Literal["onnxruntime", "llama-cpp", "ollama", "litert", "custom"]
 
 
 def _reject_control(value: str, what: str) -> str:

@@ -22,9 +22,11 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from slmops_bp.blueprint import Entry, Loc, map_error_details
+from slmops_bp.blueprint import Entry
 from slmops_bp.diagnostics import Diagnostic
+from slmops_bp.load import Loc
 from slmops_bp.model import DeploymentSpec, HostMatch, OverlaySpec, PrivacyPolicySpec
+from slmops_bp.model_errors import map_error_details
 from slmops_bp.policy import weaker_fields
 
 FIXED = {

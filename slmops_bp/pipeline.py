@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from slmops_bp.blueprint import BlueprintSet, parse_documents
 from slmops_bp.checks import run_checks
 from slmops_bp.diagnostics import Diagnostic, has_errors, sort_unique
-from slmops_bp.loader import Document, load_files
+from slmops_bp.load import Document, load_files
 
 if TYPE_CHECKING:
     from slmops_bp.plan import Plan

@@ -15,12 +15,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from slmops_bp.blueprint import BlueprintSet, Entry
+from slmops_bp.coresidency import Choice, choose
 from slmops_bp.diagnostics import Diagnostic, Severity, did_you_mean, error
+from slmops_bp.facts import FACTS_VAR, FactsProblem, resolve_facts
 from slmops_bp.inventory import Host, Inventory
-from slmops_bp.model import DeploymentSpec, DeviceClassSpec, HostMatch, OverlaySpec
+from slmops_bp.model import DeploymentSpec, DeviceClassSpec, HostMatch, OverlaySpec, Rollout
 from slmops_bp.overlays import effective_spec, overlay_conflicts
 from slmops_bp.policy import policy_digest
-from slmops_bp.selection import Choice, Request, choose
+from slmops_bp.release import resolve_release
+from slmops_bp.selection import Request
 from slmops_bp.stages import assign_stages
 
 
@@ -67,6 +70,8 @@ class HostPlan:
     device_class: str
     class_reason: str
     assignments: list[Assignment] = field(default_factory=list)
+    facts: dict[str, Any] | None = None
+    """``bp_facts`` resolved (sizes in bytes); None: the device reports its own facts."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,8 @@ class Combo:
     overlays: tuple[str, ...]
     spec: DeploymentSpec
     choice: Choice
+    release: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    """The release resolved for the device (:mod:`slmops_bp.release`): render writes it."""
 
 
 @dataclass
@@ -94,6 +101,8 @@ class Plan:
     order: list[str]
     """deployments in rollout order: priority (higher first), then name."""
     explanations: dict[tuple[str, str], Combo] = field(default_factory=dict)
+    rollouts: dict[str, Rollout] = field(default_factory=dict)
+    """deployment → its rollout (stages, max_failures, on_failure are per deployment)."""
     """(host, deployment) → the combination it got (for ``bp explain``)."""
 
     @property
@@ -117,6 +126,19 @@ class Plan:
 
 
 # ---------------------------------------------------------------- classification
+
+
+def unplanned_host(plan: Plan, host: str, inventory: str) -> Diagnostic:
+    """BP808: why ``host`` (not in ``plan.hosts``) has no plan; ``inventory`` names the sources."""
+    if host in plan.unmanaged:
+        msg = (
+            f"host '{host}' is unmanaged: no device class matches it and it has no bp_device_class"
+        )
+    elif host in plan.inventory.hosts:
+        msg = f"host '{host}' has no device class (see the diagnostics)"
+    else:
+        msg = f"host '{host}' is not in the inventory"
+    return error("BP808", msg, inventory)
 
 
 def selector_matches(selector: HostMatch | None, host: Host) -> bool:
@@ -213,12 +235,14 @@ def build_plan(bset: BlueprintSet, inventory: Inventory) -> Plan:
         )
         groups[(cls, deps)].append(host)
         plan.hosts[host] = HostPlan(host, cls, classes[host][1])
+        diags += _resolve_facts(plan.hosts[host], inventory)
 
     spec_cache: dict[tuple[str, tuple[str, ...]], DeploymentSpec | None] = {}
     for (cls, deps), hosts in groups.items():
         diags += _plan_combination(plan, cls, deps, hosts, spec_cache)
 
     for dep in order:
+        plan.rollouts[dep] = bset.deployments[dep].spec.rollout
         members = [h for h in targets[dep] if h in plan.hosts and _has(plan.hosts[h], dep)]
         stages = bset.deployments[dep].spec.rollout.stages
         plan.stages[dep] = assign_stages(members, stages)
@@ -230,6 +254,17 @@ def build_plan(bset: BlueprintSet, inventory: Inventory) -> Plan:
                 ]
     plan.diagnostics = sorted(set(diags))
     return plan
+
+
+def _resolve_facts(hp: HostPlan, inventory: Inventory) -> list[Diagnostic]:
+    value = inventory.hosts[hp.name].vars.get(FACTS_VAR)
+    if value is None:
+        return []
+    try:
+        hp.facts = resolve_facts(value)
+    except FactsProblem as exc:
+        return [error("BP812", f"host '{hp.name}': {exc}", ",".join(inventory.sources))]
+    return []
 
 
 def _has(hp: HostPlan, dep: str) -> bool:
@@ -357,7 +392,12 @@ def _plan_combination(
         if choice is None:
             continue
         combo = _combo(cls, req, overlays_of[req.name], choice)
-        plan.combos.setdefault(combo.id, combo)
+        if combo.id not in plan.combos:
+            release = resolve_release(
+                bset, combo.deployment, cls, combo.overlays, combo.spec, combo.choice
+            )
+            plan.combos[combo.id] = replace(combo, release=release)
+        combo = plan.combos[combo.id]
         assignment = _assignment(plan, req, combo)
         for host in hosts:
             plan.hosts[host].assignments.append(assignment)
@@ -399,3 +439,19 @@ def _assignment(plan: Plan, req: Request, combo: Combo) -> Assignment:
         sha256=variant.artifact.sha256,
         combo=combo.id,
     )
+
+
+def stand_in_plan(plan: Plan) -> Plan:
+    """A plan of one stand-in host per device class: in no group, with no overlay.
+
+    What a device outside the inventory gets (``bp render --pull``).  Planned by
+    the same :func:`build_plan`, so the choice (fit, co-residency, policy) is
+    exactly the one ``bp plan`` makes, and a combination that some inventory host
+    also has gets the same id.
+    """
+    hosts = {
+        name: Host(name, frozenset({"all"}), {"bp_device_class": name})
+        for name in plan.blueprints.device_classes
+    }
+    stand_ins = Inventory(hosts=hosts, groups={"all": sorted(hosts)}, sources=["(device classes)"])
+    return build_plan(replace(plan.blueprints, overlays={}), stand_ins)

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
+from slmops_bp.contract import Delivery
 from slmops_bp.model import PrivacyPolicySpec
 from slmops_bp.quantities import format_duration
 from slmops_bp.values import EgressEntry, ValueProblem, parse_egress, uri_host_port
-
-Delivery = Literal["device", "controller"]
 
 # Each tuple runs from the strictest value to the weakest.
 RESIDENCY = ("device", "site", "region")

@@ -19,8 +19,9 @@ from typing import Any
 
 from slmops_bp import quantities as q
 from slmops_bp import schema
+from slmops_bp.contract import NAME_PATTERN
 from slmops_bp.descriptions import DOCUMENT_FIELDS
-from slmops_bp.model import GROUP_PATTERN, NAME_PATTERN
+from slmops_bp.model import GROUP_PATTERN
 
 _BLOCK = re.compile(r"(<!-- reference: (\w+) -->\n).*?(<!-- /reference -->)", re.DOTALL)
 _NAMED_PATTERNS = {

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Final
 from urllib.parse import SplitResult, unquote, urlsplit
 
+from slmops_bp.contract import EGRESS_WILDCARD, HIDDEN_PREFIX
 from slmops_bp.diagnostics import shown
 
 SEGMENT_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$"
@@ -25,7 +26,7 @@ URI_PATTERN: Final = r"^(https?|file)://[^\s/]*/\S*[^\s/]$"
 """What the JSON Schema can say about an artifact URI; :func:`artifact_file` says the rest."""
 DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 FILE_NAME_MAX: Final = 255  # bytes, as most file systems allow
-RESERVED_PREFIX: Final = "."
+RESERVED_PREFIX: Final = HIDDEN_PREFIX
 """The device keeps its own files in a release directory as hidden names (``.bp-release.json``)."""
 EGRESS_PATTERN: Final = r"^[^\s/]+(/[0-9]{1,3})?$"
 """What the JSON Schema can say about an egress entry; :func:`parse_egress` says the rest."""
@@ -213,8 +214,7 @@ def _egress_port(entry: str, text: str) -> int:
 def _host_name(entry: str, text: str) -> str:
     name = text.lower().removesuffix(".")
     labels = name.split(".")
-    first = labels[0]
-    if first == "*" and len(labels) > 1:  # a glob: any host under the domain
+    if name.startswith(EGRESS_WILDCARD) and len(labels) > 1:  # any host under the domain
         labels = labels[1:]
     if len(name) > 253 or not all(_LABEL.match(label) for label in labels):
         raise _bad_egress(
@@ -248,6 +248,6 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 @lru_cache(maxsize=1024)
 def _glob(pattern: str) -> re.Pattern[str]:
     """``*.example.com`` matches any name under example.com (not example.com itself)."""
-    if pattern.startswith("*."):
-        return re.compile(r"(?:[^.]+\.)+" + re.escape(pattern[2:]) + r"\Z")
+    if pattern.startswith(EGRESS_WILDCARD):
+        return re.compile(r"(?:[^.]+\.)+" + re.escape(pattern[len(EGRESS_WILDCARD) :]) + r"\Z")
     return re.compile(re.escape(pattern) + r"\Z")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 import textwrap
-import time
 from pathlib import Path
+
+import pytest
 
 from slmops_bp.blueprint import BlueprintSet, parse_documents
 from slmops_bp.checks import CHECKS, DEPLOYMENT_CHECKS, run_checks
 from slmops_bp.diagnostics import Diagnostic
-from slmops_bp.loader import load_text
+from slmops_bp.load import load_text
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = (ROOT / "tests" / "fixtures" / "base" / "fleet.yaml").read_text(encoding="utf-8")
@@ -180,24 +181,33 @@ def fleet(classes: int = 50, models: int = 200, deployments: int = 500, overlays
     return "".join(parts)
 
 
-def test_a_thousand_documents_are_checked_fast() -> None:
+@pytest.mark.slow
+def test_a_thousand_documents_are_checked() -> None:
+    # Every check runs to the end on a large, interlinked fleet whose only faults are classes
+    # with more co-resident deployments than accelerator memory; how fast is measured by
+    # bench/validate.py (ratios in one run), not asserted here.
     docs, diags = load_text(fleet(), "fleet.yaml")
     bset, schema = parse_documents(docs)
     assert len(docs) == 1000 and not diags and not schema
-    best = min(_timed(bset) for _ in range(3))
-    assert best < 0.5, f"run_checks took {best * 1000:.0f} ms of CPU for 1000 documents"
-
-
-def _timed(bset: BlueprintSet) -> float:
-    start = time.process_time()
-    run_checks(bset)
-    return time.process_time() - start
+    found = run_checks(bset)
+    assert found and {d.code for d in found} == {"BP402"}
+    assert all(d.path == "fleet.yaml" and d.line > 0 for d in found)
 
 
 # ---------------------------------------------------------------- documentation
 
 CODE = re.compile(r"\bBP\d{3}\b")
-MODULES = ["loader.py", "blueprint.py", "selection.py", "overlays.py", "policy.py", "checks"]
+MODULES = [
+    "load",
+    "blueprint.py",
+    "model_errors.py",
+    "selection.py",
+    "coresidency.py",
+    "overlays.py",
+    "policy.py",
+    "plan.py",
+    "checks",
+]
 
 
 def test_every_code_is_documented() -> None:

@@ -31,6 +31,8 @@ from support.model_server import ModelServer
 from slmops_bp import collection
 from slmops_bp.cli import cli
 
+pytestmark = pytest.mark.slow  # ansible-doc, ansible-galaxy and sanity: seconds each
+
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "playbooks" / "collections" / "ansible_collections" / "slmops" / "bp"
 BIN = Path(sys.executable).parent

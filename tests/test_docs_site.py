@@ -14,6 +14,8 @@ import yaml
 
 from slmops_bp import clidoc, reference
 
+pytestmark = pytest.mark.slow  # builds the whole site with mkdocs
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 

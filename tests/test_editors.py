@@ -24,6 +24,8 @@ from support.node_tools import node_tools
 
 from slmops_bp.descriptions import DESCRIPTIONS
 
+pytestmark = pytest.mark.slow  # node: a JSON Schema language server and ajv
+
 ROOT = Path(__file__).resolve().parent.parent
 FLEET = sorted((ROOT / "blueprints").glob("*.yaml"))
 MODELINE = "# yaml-language-server: $schema=../schemas/blueprint.json"

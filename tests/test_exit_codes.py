@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from slmops_bp.apply import exclusive
+from slmops_bp.run.execute import exclusive
 
 BP = Path(sys.executable).parent / "bp"
 
@@ -65,6 +65,7 @@ def test_usage_errors_exit_2(argv: list[str]) -> None:
     assert run_bp(*argv).returncode == 2
 
 
+@pytest.mark.slow
 def test_success_exits_0(repo: Path, tmp_path: Path) -> None:
     assert run_bp("validate", "--blueprints", str(repo / "blueprints")).returncode == 0
     assert run_bp("plan", *common(repo)).returncode == 0
@@ -79,6 +80,7 @@ def test_success_exits_0(repo: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0 and "no runs recorded" in proc.stdout
 
 
+@pytest.mark.slow
 def test_findings_exit_1(repo: Path, tmp_path: Path) -> None:
     invalid = tmp_path / "bad.yaml"
     invalid.write_text("apiVersion: slmops.bp/v1\nkind: Model\nmetadata: {name: m}\nspec: {x: 1}\n")
@@ -99,6 +101,7 @@ def test_findings_exit_1(repo: Path, tmp_path: Path) -> None:
     assert run_bp("status", *bad, *state(repo, tmp_path)).returncode == 1
 
 
+@pytest.mark.slow
 def test_init_and_render_into_a_non_empty_dir_exit_2(repo: Path, tmp_path: Path) -> None:
     busy = tmp_path / "busy"
     busy.mkdir()
@@ -112,6 +115,7 @@ def test_init_and_render_into_a_non_empty_dir_exit_2(repo: Path, tmp_path: Path)
     assert proc.returncode == 2 and "bp: error:" in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["junk", "foreign", "directory"])
 def test_a_history_path_that_is_not_a_history_database_exits_2_before_anything(
     repo: Path, tmp_path: Path, kind: str
@@ -138,6 +142,7 @@ def test_a_history_path_that_is_not_a_history_database_exits_2_before_anything(
         assert db.read_bytes() == before  # a foreign database is left as it was
 
 
+@pytest.mark.slow
 def test_apply_and_rollback_while_another_run_holds_the_lock_exit_1(
     repo: Path, tmp_path: Path
 ) -> None:
@@ -150,6 +155,7 @@ def test_apply_and_rollback_while_another_run_holds_the_lock_exit_1(
     assert not (state_dir / "runs").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_outside_a_run_exits_130(tmp_path: Path, signum: int) -> None:
     (tmp_path / "artifacts").mkdir()

@@ -14,7 +14,7 @@ import pytest
 from slmops_bp.blueprint import parse_documents
 from slmops_bp.checks import run_checks
 from slmops_bp.diagnostics import Diagnostic
-from slmops_bp.loader import load_files
+from slmops_bp.load import load_files
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BASE = FIXTURES / "base"

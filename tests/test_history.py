@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from slmops_bp import history
 from slmops_bp.diagnostics import EnvironmentFailure
+from slmops_bp.run import history
 
 
 def record(db: Path, hosts: dict[str, dict[str, Any]], outcome: str = "ok") -> int:

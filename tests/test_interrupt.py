@@ -44,6 +44,7 @@ def alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_reap_terminates_then_kills_every_marked_process(tmp_path: Path) -> None:
     token = interrupt.new_token()
     flag = tmp_path / "child.pid"
@@ -74,6 +75,7 @@ def test_marked_ignores_other_tokens(tmp_path: Path) -> None:
         proc.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_children_stops_the_tree_on_a_signal_and_returns_when_it_is_gone(tmp_path: Path) -> None:
     token = interrupt.new_token()
     flag = tmp_path / "child.pid"

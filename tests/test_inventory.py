@@ -147,6 +147,7 @@ STATIC_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(STATIC_CASES))
 def test_static_inventory_matches_ansible_inventory(tmp_path: Path, case: str) -> None:
     for name in {source.split("/")[0] for source in STATIC_CASES[case]}:
@@ -158,12 +159,14 @@ def test_static_inventory_matches_ansible_inventory(tmp_path: Path, case: str) -
 EDGE_CASES = sorted(path.name for path in (FIXTURES / "edge").iterdir())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EDGE_CASES)
 def test_edge_case_matches_ansible_inventory(tmp_path: Path, name: str) -> None:
     path = copy_fixture(tmp_path, f"edge/{name}")
     assert_equivalent([str(path)])
 
 
+@pytest.mark.slow
 def test_relative_source_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     copy_fixture(tmp_path, "ini")
     monkeypatch.chdir(tmp_path / "inv")
@@ -175,6 +178,7 @@ def test_relative_source_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 # what the rules give, spelled out (documentation as much as test)
 
 
+@pytest.mark.slow
 def test_ini_host_line_values_are_python_literals(tmp_path: Path) -> None:
     inventory = load([str(copy_fixture(tmp_path, "ini") / "hosts.ini")], fast=True)
     web07 = inventory.hosts["web07"].vars
@@ -199,6 +203,7 @@ def test_ini_host_line_values_are_python_literals(tmp_path: Path) -> None:
     assert web07["created"] == "2024-05-01"
 
 
+@pytest.mark.slow
 def test_ranges_ports_and_membership(tmp_path: Path) -> None:
     inventory = load([str(copy_fixture(tmp_path, "ini") / "hosts.ini")], fast=True)
     assert [h for h in inventory.groups["web"]] == [f"web{i:02d}" for i in range(1, 51)]
@@ -214,6 +219,7 @@ def test_ranges_ports_and_membership(tmp_path: Path) -> None:
     assert inventory.groups["all"] == sorted(inventory.hosts)
 
 
+@pytest.mark.slow
 def test_group_vars_files_and_directories(tmp_path: Path) -> None:
     inventory = load([str(copy_fixture(tmp_path, "ini") / "hosts.ini")], fast=True)
     db_b = inventory.hosts["db-b"].vars
@@ -225,6 +231,7 @@ def test_group_vars_files_and_directories(tmp_path: Path) -> None:
     assert "this" not in db_b  # group_vars/db/ignored.txt is not a vars file
 
 
+@pytest.mark.slow
 def test_variable_precedence(tmp_path: Path) -> None:
     inventory = load([str(copy_fixture(tmp_path, "precedence") / "hosts.ini")], fast=True)
     hosts = inventory.hosts
@@ -246,6 +253,7 @@ def test_variable_precedence(tmp_path: Path) -> None:
     assert "ansible_group_priority" not in hosts["h1"].vars
 
 
+@pytest.mark.slow
 def test_later_source_beats_deeper_group_of_earlier_source(tmp_path: Path) -> None:
     copy_fixture(tmp_path, "multi")
     sources = [str(tmp_path / "inv/multi/a/hosts.ini"), str(tmp_path / "inv/multi/b/hosts.yml")]
@@ -255,6 +263,7 @@ def test_later_source_beats_deeper_group_of_earlier_source(tmp_path: Path) -> No
     assert inventory.hosts["m2"].vars["v"] == "host_line"
 
 
+@pytest.mark.slow
 def test_directory_source_rules(tmp_path: Path) -> None:
     inventory = load([str(copy_fixture(tmp_path, "dir"))], fast=True)
     reads_ini = ".ini" not in inventory_ignore_extensions()  # ansible-core < 2.19 skips *.ini
@@ -297,6 +306,7 @@ def write_script(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_dynamic_inventory_script_goes_through_ansible(tmp_path: Path) -> None:
     script = write_script(tmp_path / "dynamic.py")
     inventory = assert_equivalent([str(script)], expect_loader="ansible")
@@ -311,6 +321,7 @@ def test_dynamic_inventory_script_goes_through_ansible(tmp_path: Path) -> None:
     assert inventory.hosts["dyn-1"].groups == {"all", "jetson", "sites"}
 
 
+@pytest.mark.slow
 def test_script_inside_directory_goes_through_ansible(tmp_path: Path) -> None:
     directory = copy_fixture(tmp_path, "dir")
     write_script(directory / "zz-dynamic.py")
@@ -318,6 +329,7 @@ def test_script_inside_directory_goes_through_ansible(tmp_path: Path) -> None:
     assert {"dyn-1", "edge-01"} <= set(inventory.hosts)
 
 
+@pytest.mark.slow
 def test_inventory_plugin_config_goes_through_ansible(tmp_path: Path) -> None:
     config = copy_fixture(tmp_path, "generator.yml")
     inventory = assert_equivalent([str(config)], expect_loader="ansible")
@@ -325,6 +337,7 @@ def test_inventory_plugin_config_goes_through_ansible(tmp_path: Path) -> None:
     assert set(inventory.hosts) == {"berlin-jetson", "berlin-rpi", "paris-jetson", "paris-rpi"}
 
 
+@pytest.mark.slow
 def test_vault_and_unsafe_values_go_through_ansible(tmp_path: Path) -> None:
     directory = copy_fixture(tmp_path, "vault")
     inventory = assert_equivalent([str(directory / "hosts")], expect_loader="ansible")
@@ -334,6 +347,7 @@ def test_vault_and_unsafe_values_go_through_ansible(tmp_path: Path) -> None:
     assert host_vars["secret"]["__ansible_vault"].startswith("$ANSIBLE_VAULT;1.1;AES256")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "content",
     ["[v6]\n[::1:2]:22\nfe80::1%eth0\n", "[odd]\nweird_\n-dash\n"],
@@ -346,6 +360,7 @@ def test_unusual_host_patterns_go_through_ansible(tmp_path: Path, content: str) 
     assert "host pattern" in (inventory.fallback_reason or "")
 
 
+@pytest.mark.slow
 def test_host_list_source_goes_through_ansible() -> None:
     inventory = assert_equivalent(["alpha,beta:2222,"], expect_loader="ansible")
     assert inventory.hosts["beta"].vars == {"ansible_port": 2222}
@@ -386,6 +401,7 @@ def run_loader_in_subprocess(sources: list[str], env: dict[str, str]) -> dict[st
     return result
 
 
+@pytest.mark.slow
 def test_fast_path_does_not_import_ansible(tmp_path: Path) -> None:
     source = str(copy_fixture(tmp_path, "ini") / "hosts.ini")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -394,6 +410,7 @@ def test_fast_path_does_not_import_ansible(tmp_path: Path) -> None:
     assert result["ansible_imported"] is False
 
 
+@pytest.mark.slow
 def test_hash_behaviour_merge_forces_ansible_and_still_matches(tmp_path: Path) -> None:
     directory = tmp_path / "merge"
     (directory / "group_vars").mkdir(parents=True)
@@ -409,6 +426,7 @@ def test_hash_behaviour_merge_forces_ansible_and_still_matches(tmp_path: Path) -
     assert result["hostvars"] == reference([source], env)["hostvars"]
 
 
+@pytest.mark.slow
 def test_ansible_cfg_that_changes_rules_forces_ansible(tmp_path: Path) -> None:
     source = str(copy_fixture(tmp_path, "ini") / "hosts.ini")
     (tmp_path / "ansible.cfg").write_text("[defaults]\nhash_behaviour = merge\n", encoding="utf-8")
@@ -417,6 +435,7 @@ def test_ansible_cfg_that_changes_rules_forces_ansible(tmp_path: Path) -> None:
     assert "ansible.cfg" in (inventory.fallback_reason or "")
 
 
+@pytest.mark.slow
 def test_harmless_ansible_cfg_keeps_fast_path(tmp_path: Path) -> None:
     source = str(copy_fixture(tmp_path, "ini") / "hosts.ini")
     (tmp_path / "ansible.cfg").write_text(
@@ -429,6 +448,7 @@ def test_harmless_ansible_cfg_keeps_fast_path(tmp_path: Path) -> None:
 # diagnostics
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "ansible"])
 def test_broken_ini_is_bp801_without_traceback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], fast: bool
@@ -443,6 +463,7 @@ def test_broken_ini_is_bp801_without_traceback(
     assert captured.err == "" and captured.out == ""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "ansible"])
 def test_broken_source_among_good_ones_is_bp809_and_ansible_keeps_going(
     tmp_path: Path, fast: bool
@@ -459,6 +480,7 @@ def test_broken_source_among_good_ones_is_bp809_and_ansible_keeps_going(
     assert "Section [web:bogus] has unknown type: bogus" in diags[0].message
 
 
+@pytest.mark.slow
 def test_broken_yaml_is_bp801_with_position(tmp_path: Path) -> None:
     path = copy_fixture(tmp_path, "broken/bad_yaml.yml")
     inventory, diags = load_inventory([str(path)])
@@ -468,6 +490,7 @@ def test_broken_yaml_is_bp801_with_position(tmp_path: Path) -> None:
     assert "YAML" in diags[0].message
 
 
+@pytest.mark.slow
 def test_undeclared_child_group_is_bp801(tmp_path: Path) -> None:
     path = copy_fixture(tmp_path, "broken/undefined_child.ini")
     inventory, diags = load_inventory([str(path)])
@@ -476,6 +499,7 @@ def test_undeclared_child_group_is_bp801(tmp_path: Path) -> None:
     assert "includes undefined group 'c'" in diags[0].message
 
 
+@pytest.mark.slow
 def test_broken_file_inside_directory_is_skipped_with_bp809(tmp_path: Path) -> None:
     directory = copy_fixture(tmp_path, "dir")
     good, _ = load_inventory([str(directory)])
@@ -491,6 +515,7 @@ def test_broken_file_inside_directory_is_skipped_with_bp809(tmp_path: Path) -> N
     assert inventory.hosts == good.hosts
 
 
+@pytest.mark.slow
 def test_vault_encrypted_vars_file_without_password_is_bp801(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -505,6 +530,7 @@ def test_vault_encrypted_vars_file_without_password_is_bp801(
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "ansible"])
 def test_missing_source_is_bp801(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], fast: bool
@@ -522,6 +548,7 @@ def test_no_source_is_bp801() -> None:
     assert [d.code for d in diags] == ["BP801"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "ansible"])
 def test_source_without_hosts_is_bp802_warning(tmp_path: Path, fast: bool) -> None:
     empty = tmp_path / "empty.ini"
@@ -532,6 +559,7 @@ def test_source_without_hosts_is_bp802_warning(tmp_path: Path, fast: bool) -> No
     assert [(d.code, d.severity, d.path) for d in diags] == [("BP802", "warning", str(empty))]
 
 
+@pytest.mark.slow
 def test_only_the_empty_source_gets_bp802(tmp_path: Path) -> None:
     source = str(copy_fixture(tmp_path, "precedence") / "hosts.ini")
     empty_dir = tmp_path / "nothing"
@@ -603,6 +631,7 @@ def bench_module() -> ModuleType:
     return module
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["ini", "yaml"])
 def test_bench_inventory_matches_ansible_inventory(tmp_path: Path, fmt: str) -> None:
     path = bench_module().generate_inventory(60, tmp_path / "bench", fmt)

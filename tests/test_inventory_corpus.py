@@ -32,9 +32,12 @@ from slmops_bp.inventory.values import ansible_219_or_newer
 CORPUS = Path(__file__).parent / "fixtures" / "inventory" / "corpus"
 ANSIBLE_INVENTORY = Path(sys.executable).with_name("ansible-inventory")
 
-pytestmark = pytest.mark.skipif(
-    not ANSIBLE_INVENTORY.exists(), reason="ansible-inventory is not installed next to python"
-)
+pytestmark = [
+    pytest.mark.slow,  # each case also runs ansible-inventory
+    pytest.mark.skipif(
+        not ANSIBLE_INVENTORY.exists(), reason="ansible-inventory is not installed next to python"
+    ),
+]
 
 
 @dataclass(frozen=True)

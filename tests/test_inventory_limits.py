@@ -54,6 +54,7 @@ def test_range_size_counts_without_expanding(pattern: str, count: int) -> None:
     assert range_size(pattern) == count
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["huge_range.ini", "huge_range.yml"])
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "ansible"])
 def test_huge_host_range_is_bp810_at_once(name: str, fast: bool) -> None:
@@ -112,6 +113,7 @@ def running(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 def test_hanging_inventory_script_is_stopped_with_bp811(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -154,6 +156,7 @@ def test_bp_plan_with_a_bad_timeout_is_an_environment_error(
     assert "BP_INVENTORY_TIMEOUT" in result.output
 
 
+@pytest.mark.slow
 def test_a_slow_script_within_the_limit_is_read(tmp_path: Path) -> None:
     script = tmp_path / "slow.sh"
     payload = {"web": {"hosts": ["w1"]}, "_meta": {"hostvars": {"w1": {"port": 8080}}}}
@@ -168,6 +171,7 @@ def test_a_slow_script_within_the_limit_is_read(tmp_path: Path) -> None:
 # paths with commas; which reader was used
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "ansible"])
 def test_relative_path_with_a_comma_is_a_path(tmp_path: Path, fast: bool) -> None:
     directory = tmp_path / "site,prod"
@@ -188,12 +192,14 @@ def test_relative_path_with_a_comma_is_a_path(tmp_path: Path, fast: bool) -> Non
     assert json.loads(listed.stdout)["_meta"]["hostvars"]["web1"] == {"port": 1, "tier": "front"}
 
 
+@pytest.mark.slow
 def test_a_host_list_with_commas_still_is_a_host_list() -> None:
     inventory, diags = load_inventory(["alpha,beta:2222,"])
     assert inventory is not None and not diags
     assert sorted(inventory.hosts) == ["alpha", "beta"]
 
 
+@pytest.mark.slow
 def test_bp_plan_says_which_reader_was_used_and_why(tmp_path: Path) -> None:
     blueprints = str(ROOT / "blueprints")
     example = str(ROOT / "inventory" / "example.ini")

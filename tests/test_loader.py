@@ -1,4 +1,4 @@
-"""slmops_bp.loader: strict YAML 1.2 with positions, every problem a BP1xx diagnostic."""
+"""slmops_bp.load: strict YAML 1.2 with positions, every problem a BP1xx diagnostic."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slmops_bp import loader
 from slmops_bp.diagnostics import Diagnostic, Severity
-from slmops_bp.loader import MAX_FILE_BYTES, Document, load_files, load_text
+from slmops_bp.load import MAX_FILE_BYTES, Document, compose, limits, load_files, load_text
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "loader"
 MARKER = re.compile(r"#\s*(ERROR|WARNING):\s*(BP\d{3}(?:\s*,\s*BP\d{3})*)\s*$")
@@ -26,7 +25,7 @@ MARKER = re.compile(r"#\s*(ERROR|WARNING):\s*(BP\d{3}(?:\s*,\s*BP\d{3})*)\s*$")
 def composer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test on libyaml's composer and on PyYAML's pure-Python one (the fallback)."""
     if request.param == "python":
-        monkeypatch.setattr(loader, "_COMPOSER", loader._PyComposer)
+        monkeypatch.setattr(compose, "_COMPOSER", compose._PyComposer)
     return str(request.param)
 
 
@@ -552,36 +551,43 @@ def test_nul_suggests_utf16() -> None:
 
 # --- limits: aliases, depth, size ------------------------------------------------------
 
+# Inputs that would expand exponentially or recurse without bound must end in a diagnostic at
+# once; a run longer than this means the limit did not work (a hang), whatever the machine's load.
+HANG_GUARD_S = 10.0
+
 LAUGHS = "lol0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
     f"lol{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 10)
 )
 
 
 def test_billion_laughs_fails_fast(composer: str) -> None:
+    # The expansion is refused before it happens: a hang guard, not a speed measurement (the
+    # loader's speed is measured in bench/validate.py).
     start = time.perf_counter()
     docs, diags = load(LAUGHS)
-    assert time.perf_counter() - start < 0.1
+    assert time.perf_counter() - start < HANG_GUARD_S
     assert docs == []
     assert [(d.code, d.line, d.column) for d in diags] == [("BP105", 5, 7)]
     assert "expand too much" in diags[0].message
 
 
 def test_alias_uses_are_capped() -> None:
-    uses = ", ".join(["*x"] * loader.MAX_ALIASES)
-    assert one(f"a: &x 1\nb: [{uses}]\n").data["b"] == [1] * loader.MAX_ALIASES
+    uses = ", ".join(["*x"] * limits.MAX_ALIASES)
+    assert one(f"a: &x 1\nb: [{uses}]\n").data["b"] == [1] * limits.MAX_ALIASES
     text = f"a: &x 1\nb: [{uses}, *x]\n"
     assert found(text) == [("BP105", 1, 4)]
     assert message(text) == "aliases/anchors expand too much: more than 100 alias uses"
 
 
+@pytest.mark.slow
 def test_many_values_without_aliases_are_capped() -> None:
-    text = "a: [" + ", ".join(["1"] * loader.MAX_NODES) + "]\n"
-    assert found(text) == [("BP105", 1, 5 + 3 * (loader.MAX_NODES - 2))]
+    text = "a: [" + ", ".join(["1"] * limits.MAX_NODES) + "]\n"
+    assert found(text) == [("BP105", 1, 5 + 3 * (limits.MAX_NODES - 2))]
 
 
 @pytest.mark.parametrize("sep", [",", ", ", ",\n  "])
 def test_aliases_are_counted_wherever_they_stand(sep: str) -> None:
-    uses = sep.join(["*x"] * (loader.MAX_ALIASES + 1))
+    uses = sep.join(["*x"] * (limits.MAX_ALIASES + 1))
     assert [d.code for d in load(f"a: &x 1\nb: [c{sep}{uses}]\n")[1]] == ["BP105"]
     assert one('a: &x {k: 1}\nb: {"k":*x}\n').data["b"] == {"k": {"k": 1}}
 
@@ -631,19 +637,20 @@ def test_65_levels_are_too_deep(composer: str) -> None:
 def test_absurd_nesting_is_a_diagnostic_not_a_crash(text: str) -> None:
     start = time.perf_counter()
     docs, diags = load(text)
-    assert time.perf_counter() - start < 1
+    assert time.perf_counter() - start < HANG_GUARD_S
     assert docs == []
     assert [d.code for d in diags] == ["BP106"]
     assert diags[0].line >= 1
 
 
+@pytest.mark.slow
 def test_absurd_nesting_on_the_python_composer(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loader, "_COMPOSER", loader._PyComposer)
+    monkeypatch.setattr(compose, "_COMPOSER", compose._PyComposer)
     assert found("a: " + "[" * 5000) == [("BP106", 1, 67)]
 
 
 def test_depth_prescan_for_libyaml_without_its_own_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loader, "_NEEDS_DEPTH_PRESCAN", True)
+    monkeypatch.setattr(compose, "_NEEDS_DEPTH_PRESCAN", True)
     docs, diags = load("a: 1\n---\nb: " + "[" * 2000 + "]" * 2000 + "\n")
     assert [d.data for d in docs] == [{"a": 1}]
     assert [(d.code, d.line, d.column) for d in diags] == [("BP106", 3, 67)]
@@ -795,6 +802,7 @@ def test_diagnostics_are_sorted_across_files(tree: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_loading_1000_files_is_as_fast_as_pyyaml_without_positions(tmp_path: Path) -> None:
     """About 0.25 s for 1000 files of 60 lines on an idle machine; compared, not timed."""
     body = (FIXTURES / "valid" / "fleet.yaml").read_text(encoding="utf-8")
@@ -836,6 +844,7 @@ def _check_diagnostics(diags: list[Diagnostic]) -> None:
         assert diag.path == "bp.yaml"
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=400))
 def test_random_bytes_never_raise(data: bytes) -> None:
@@ -844,6 +853,7 @@ def test_random_bytes_never_raise(data: bytes) -> None:
     assert all(isinstance(d.data, dict) for d in docs)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_mutated_blueprints_never_raise(data: st.DataObject) -> None:

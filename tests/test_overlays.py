@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from slmops_bp.blueprint import BlueprintSet, Entry, parse_documents
-from slmops_bp.loader import load_text
+from slmops_bp.load import load_text
 from slmops_bp.model import OverlaySpec, PrivacyPolicySpec
 from slmops_bp.overlays import (
     effective_spec,

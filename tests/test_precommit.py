@@ -21,6 +21,8 @@ import pytest
 import yaml
 from identify.identify import tags_from_filename
 
+pytestmark = pytest.mark.slow  # pre-commit installs and runs hooks
+
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / ".pre-commit-hooks.yaml"
 FLEET = ROOT / "blueprints"

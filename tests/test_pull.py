@@ -32,10 +32,10 @@ import yaml
 from click.testing import CliRunner
 from support.lint import lint_whole_tree
 
-from slmops_bp import pull
 from slmops_bp.cli import cli
 from slmops_bp.pipeline import compile_and_plan
-from slmops_bp.render import split_host_vars
+from slmops_bp.plan import stand_in_plan
+from slmops_bp.render import pull, split_host_vars
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -499,7 +499,7 @@ def test_a_device_outside_the_inventory_deploys_by_its_class(
     (facts / "bp.fact").write_text(json.dumps(fact))
     extra = {
         "bp_fact_path": str(facts),
-        "bp_facts": {"arch": "x86_64", "memory": "16GiB"},
+        "bp_facts": {"arch": "x86_64", "memory": 16 * 1024**3},  # by hand: bytes
         "ansible_python_interpreter": sys.executable,
     }
     proc = pull_fleet.pull("unlisted", "-i", "localhost,", "-e", json.dumps(extra))
@@ -545,7 +545,7 @@ def test_plain_plan_matches_bp_plan_for_a_host_in_no_group(tmp_path: Path) -> No
     )  # fmt: skip
     planned = compile_and_plan(str(blueprints), [str(inv)])
     assert planned.plan is not None and planned.ok, planned.diagnostics
-    plain = pull.plain_plan(planned.plan)
+    plain = stand_in_plan(planned.plan)
     assert plain.hosts["small-arm"].assignments[0].combo == (
         planned.plan.hosts["lonely"].assignments[0].combo
     )

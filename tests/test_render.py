@@ -18,6 +18,7 @@ from support.lint import lint_whole_tree
 from slmops_bp import render as render_mod
 from slmops_bp.cli import cli
 from slmops_bp.pipeline import compile_and_plan
+from slmops_bp.render import files as render_files_mod
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "example-render"
@@ -97,7 +98,7 @@ def test_a_failed_render_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monk
     def broken(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(render_mod, "_normalise", broken)
+    monkeypatch.setattr(render_files_mod, "_normalise", broken)
     with pytest.raises(OSError):
         render_mod.write_tree(files, tmp_path / "out")
     assert os.listdir(tmp_path) == []
@@ -118,6 +119,7 @@ def test_invalid_blueprints_render_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_blueprint_values_are_unsafe_data_and_read_back_verbatim(tmp_path: Path) -> None:
     """Every blueprint string reaches Ansible as !unsafe data that YAML 1.1 reads back exactly."""
     from ansible.parsing.yaml.loader import AnsibleLoader
@@ -164,6 +166,7 @@ def test_secrets_are_never_written(tmp_path: Path) -> None:
     assert "ansible_password" in (out / "inventory" / "hosts.yml").read_text()  # named, not valued
 
 
+@pytest.mark.slow
 def test_ansible_reads_the_rendered_ansible_cfg_from_the_project(tmp_path: Path) -> None:
     """What ansible-config says, run from project/ with no ANSIBLE_* variable set."""
     out = tmp_path / "out"
@@ -207,3 +210,53 @@ def test_rendered_tree_passes_syntax_check_and_ansible_lint(tmp_path: Path) -> N
     proc = lint_whole_tree(out / "project")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
+
+
+class _NoBlueprints:
+    """Stands in for the blueprint set: rendering may not read it."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"render read plan.blueprints.{name}")
+
+
+def test_render_is_a_function_of_the_plan(tmp_path: Path) -> None:
+    """Push and pull content come from the plan's resolved data, never the blueprints."""
+    import dataclasses
+
+    from slmops_bp.plan import stand_in_plan
+    from slmops_bp.render import pull
+
+    planned = compile_and_plan(str(ROOT / "blueprints"), [str(ROOT / "inventory" / "example.ini")])
+    assert planned.plan is not None
+    plan = planned.plan
+    plain = stand_in_plan(plan)
+    expected_push, expected_pull = render_mod.render_files(plan), pull.pull_files(plan, plain)
+    alone = dataclasses.replace(plan, blueprints=_NoBlueprints())
+    plain_alone = dataclasses.replace(plain, blueprints=_NoBlueprints())
+    assert render_mod.render_files(alone) == expected_push
+    assert pull.pull_files(alone, plain_alone) == expected_pull
+
+
+def test_render_package_has_no_cycle() -> None:
+    """render/: data <- files <- push, pull <- __init__; pull and push never import each other."""
+    import ast
+
+    package = ROOT / "slmops_bp" / "render"
+    allowed = {
+        "data": set(),
+        "files": {"data"},
+        "push": {"data", "files"},
+        "pull": {"data", "files"},
+    }
+    for name, may in allowed.items():
+        tree = ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == "slmops_bp.render":
+                    imported.add("__init__")
+                elif node.module.startswith("slmops_bp.render."):
+                    imported.add(node.module.rsplit(".", 1)[1])
+            elif isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names if a.name.startswith("slmops_bp.render")}
+        assert imported <= may, f"render/{name}.py imports {sorted(imported - may)}"

@@ -21,6 +21,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from scale import example_inventory  # noqa: E402
 
+pytestmark = pytest.mark.slow  # thousands of hosts and documents
+
 HOSTS = 10_000
 
 

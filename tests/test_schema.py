@@ -24,6 +24,7 @@ def test_every_schema_is_valid_draft_2020_12(name: str) -> None:
     jsonschema.Draft202012Validator.check_schema(schema.build()[name])
 
 
+@pytest.mark.slow
 def test_schema_check_fails_on_stale_dir_and_write_fixes_it(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "schemas"

@@ -33,7 +33,7 @@ from slmops_bp import reference, schema
 from slmops_bp.blueprint import parse_documents
 from slmops_bp.checks import run_checks
 from slmops_bp.descriptions import DESCRIPTIONS
-from slmops_bp.loader import load_files, load_text
+from slmops_bp.load import load_files, load_text
 from slmops_bp.model import KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,6 +196,7 @@ def _split(docs: list[dict[str, Any]], tmp_path: Path) -> list[Path]:
     return files
 
 
+@pytest.mark.slow
 def test_ajv_strict_compiles_every_schema_and_accepts_the_fleet(
     node_dir: Path, tmp_path: Path
 ) -> None:
@@ -210,6 +211,7 @@ def test_ajv_strict_compiles_every_schema_and_accepts_the_fleet(
         assert all(r["valid"] for r in per_kind["results"]), (kind, per_kind)
 
 
+@pytest.mark.slow
 def test_check_jsonschema_and_jsonschema_accept_the_fleet_split_into_documents(
     tmp_path: Path,
 ) -> None:
@@ -226,6 +228,7 @@ def _negative_documents() -> list[dict[str, Any]]:
     return [yaml.safe_load(path.read_text(encoding="utf-8")) for path in NEGATIVE]
 
 
+@pytest.mark.slow
 def test_every_validator_and_bp_refuse_every_bad_document(node_dir: Path, tmp_path: Path) -> None:
     docs = _negative_documents()
     assert len(docs) >= 15
@@ -250,6 +253,7 @@ def test_bp_reports_each_bad_document_where_its_marker_says(path: Path) -> None:
     assert marked and found == marked
 
 
+@pytest.mark.slow
 def test_check_jsonschema_best_match_is_an_error_of_the_documents_own_kind() -> None:
     errors = _check_jsonschema(NEGATIVE)
     for path in NEGATIVE:
@@ -258,6 +262,7 @@ def test_check_jsonschema_best_match_is_an_error_of_the_documents_own_kind() -> 
         assert [e["path"] for e in reported] == [_best_match(path)], (path.name, reported)
 
 
+@pytest.mark.slow
 def test_a_deployment_with_a_wrong_type_is_reported_as_that_type_error() -> None:
     path = next(p for p in NEGATIVE if p.name == "deployment-wrong-type.yaml")
     (error,) = _check_jsonschema([path])[str(path)]
@@ -347,6 +352,7 @@ def test_schema_and_bp_agree(
     assert schema_ok == bp_ok, f"{what} {value!r}: schema {schema_ok}, bp {bp_ok}"
 
 
+@pytest.mark.slow
 def test_ajv_and_check_jsonschema_agree_with_bp_on_the_same_cases(
     node_dir: Path, tmp_path: Path
 ) -> None:
@@ -367,6 +373,7 @@ def test_ajv_and_check_jsonschema_agree_with_bp_on_the_same_cases(
 # ---------------------------------------------------------------- the docs
 
 
+@pytest.mark.slow
 def test_reference_tables_in_the_docs_are_fresh_and_cover_every_kind() -> None:
     page = ROOT / "docs" / "blueprints.md"
     text = page.read_text(encoding="utf-8")

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from slmops_bp.coresidency import choose, fit_problems
 from slmops_bp.model import (
     DeploymentSpec,
     DeviceClassSpec,
@@ -19,8 +20,6 @@ from slmops_bp.selection import (
     Candidate,
     Rejection,
     Request,
-    choose,
-    fit_problems,
     pick_runtime,
     shared_accelerator,
     static_candidates,

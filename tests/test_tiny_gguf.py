@@ -9,6 +9,8 @@ import gguf
 import pytest
 from support import tiny_gguf
 
+pytestmark = pytest.mark.slow  # makes a GGUF model and runs llama.cpp on it
+
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "slmops_bp" / "data" / "tiny-lm-q4_0.gguf"
 

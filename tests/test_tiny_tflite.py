@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
+pytestmark = pytest.mark.slow  # makes a TFLite model and runs LiteRT on it
+
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "slmops_bp" / "data" / "tiny-lm.tflite"
 

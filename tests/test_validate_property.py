@@ -24,6 +24,8 @@ from hypothesis import strategies as st
 
 from slmops_bp.cli import cli
 
+pytestmark = pytest.mark.slow  # hypothesis: hundreds of generated blueprint sets
+
 ROOT = Path(__file__).resolve().parent.parent
 FLEET = {p.name: p.read_bytes() for p in sorted((ROOT / "blueprints").glob("*.yaml"))}
 CODE = re.compile(r"^BP\d{3}$")

@@ -16,7 +16,7 @@ from slmops_bp import quantities as q
 from slmops_bp.blueprint import parse_documents
 from slmops_bp.cli import cli
 from slmops_bp.diagnostics import Diagnostic, error, shown
-from slmops_bp.loader import load_text
+from slmops_bp.load import load_text
 from slmops_bp.policy import egress_allows, egress_entries
 from slmops_bp.values import EgressEntry, ValueProblem, artifact_file, check_segment, parse_egress
 

@@ -25,6 +25,7 @@ Check = Callable[[Context], Iterable[Diagnostic]]
 DeploymentCheck = Callable[[Target, Context], Iterable[Diagnostic]]
 
 CHECKS: dict[str, Check] = {
+    "duplicate-name": references.duplicate_names,  # BP301
     "class-runtime-reference": references.class_runtimes,  # BP302, BP304
     "overlay-deployment-reference": references.overlay_deployments,  # BP302
     "duplicate-variant": references.duplicate_variants,  # BP303

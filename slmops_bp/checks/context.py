@@ -15,17 +15,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from slmops_bp.blueprint import BlueprintSet, Entry, Loc
+from slmops_bp.blueprint import BlueprintSet, Entry
+from slmops_bp.coresidency import Problem, fit_problems
 from slmops_bp.diagnostics import Diagnostic, Severity
+from slmops_bp.load import Loc
 from slmops_bp.model import DeploymentSpec, DeviceClassSpec, OverlaySpec, RuntimeSpec
 from slmops_bp.overlays import SET, has_path, selector_key, settable
 from slmops_bp.selection import (
     Candidate,
     Capacity,
-    Problem,
     Rejection,
     Request,
-    fit_problems,
     static_candidates,
 )
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from slmops_bp.checks.context import Context, Target
+from slmops_bp.coresidency import no_candidate_message
 from slmops_bp.diagnostics import Diagnostic, Severity, did_you_mean
 from slmops_bp.model import DeploymentSpec
 from slmops_bp.overlays import SET
-from slmops_bp.selection import no_candidate_message
 
 KNOWN_PARAMS: dict[str, frozenset[str]] = {
     "onnxruntime": frozenset(

@@ -1,6 +1,5 @@
 """BP3xx: every name a document uses exists, of the right kind (SPEC §3.2).
 
-BP301 (duplicate name) is reported while parsing (:mod:`slmops_bp.blueprint`).
 References to a document that failed schema validation are not reported again.
 """
 
@@ -8,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from slmops_bp.blueprint import Entry, Loc
+from slmops_bp.blueprint import Entry
 from slmops_bp.checks.context import Context, Target
 from slmops_bp.diagnostics import Diagnostic, Severity, did_you_mean
+from slmops_bp.load import Loc
 from slmops_bp.model import KINDS, DeviceClassSpec
 
 ARTICLE = {k: "an" if k[0] in "AEIOU" else "a" for k in KINDS}
@@ -25,6 +25,19 @@ def unknown_name(ctx: Context, kind: str, name: str, what: str) -> str | None:
         return f"{what} '{name}' is {ARTICLE[other]} {other}, not {ARTICLE[kind]} {kind}"
     hint = did_you_mean(name, ctx.bset.table(kind))
     return f"{what}: no {kind} named '{name}'{hint}"
+
+
+# ---------------------------------------------------------------- whole set
+
+
+def duplicate_names(ctx: Context) -> Iterable[Diagnostic]:
+    """BP301: a document reuses the name of an earlier one of its kind (the first is kept)."""
+    out = []
+    for entry in ctx.bset.duplicates:
+        first = ctx.bset.table(entry.kind)[entry.name]
+        message = f"duplicate {entry.kind} name '{entry.name}' (first defined at {first.where})"
+        out.append(entry.diag("BP301", message))
+    return out
 
 
 # ---------------------------------------------------------------- per deployment

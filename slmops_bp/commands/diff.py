@@ -17,7 +17,7 @@ from typing import TextIO
 from slmops_bp import diffreport, report
 from slmops_bp.diagnostics import Diagnostic, has_errors, sort_unique
 from slmops_bp.diff import PlanDiff, compare
-from slmops_bp.loader import Document
+from slmops_bp.load import Document
 from slmops_bp.pipeline import Compiled, compile_documents
 
 EXIT_CHANGES = 3
@@ -50,7 +50,7 @@ def _revision_side(revision: str, blueprints: str) -> tuple[_Side, str]:
 
 
 def _working_side(blueprints: str) -> _Side:
-    from slmops_bp.loader import load_files
+    from slmops_bp.load import load_files
 
     docs, diags = load_files([blueprints])
     return _Side(compile_documents(docs, diags), docs, False)

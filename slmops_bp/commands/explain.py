@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from slmops_bp import report
-from slmops_bp.diagnostics import error
 from slmops_bp.pipeline import compile_and_plan
-from slmops_bp.plan import Plan
+from slmops_bp.plan import Plan, unplanned_host
 from slmops_bp.quantities import human_size
 
 
@@ -105,16 +104,7 @@ def run(host: str, blueprints: str, inventory: Sequence[str], fmt: str) -> int:
     plan = planned.plan
     diags = list(planned.diagnostics)
     if plan is not None and host not in plan.hosts:
-        if host in plan.unmanaged:
-            msg = (
-                f"host '{host}' is unmanaged: no device class matches it "
-                "and it has no bp_device_class"
-            )
-        elif host in plan.inventory.hosts:
-            msg = f"host '{host}' has no device class (see the diagnostics)"
-        else:
-            msg = f"host '{host}' is not in the inventory"
-        diags.append(error("BP808", msg, ",".join(inventory)))
+        diags.append(unplanned_host(plan, host, ",".join(inventory)))
     if plan is None or host not in plan.hosts:
         report.write(diags, "json" if fmt == "json" else "text", sys.stdout)
         return 1

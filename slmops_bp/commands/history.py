@@ -6,8 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from slmops_bp import history
-from slmops_bp.commands.apply import history_path
+from slmops_bp.run import history
+from slmops_bp.run.record import history_path
 
 
 def run(fmt: str, state_dir: str, history_db: str | None, last: int) -> int:

@@ -9,35 +9,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from slmops_bp import report
-from slmops_bp.diagnostics import Diagnostic, Severity, error, sort_unique
+from slmops_bp import lockfile, report
+from slmops_bp.diagnostics import Severity, sort_unique
 from slmops_bp.pipeline import Planned, compile_and_plan
 from slmops_bp.plan import Plan
-
-
-def check_lock(plan: Plan, lock_path: Path) -> list[Diagnostic]:
-    """BP901: the plan differs from ``bp.lock`` (one diagnostic per difference)."""
-    from slmops_bp import lockfile
-
-    if not lock_path.is_file():
-        return [error("BP902", f"no lock file at {lock_path}: run 'bp lock' first", str(lock_path))]
-    try:
-        locked = lockfile.load(lock_path)
-    except (ValueError, OSError) as exc:
-        return [error("BP902", f"cannot read the lock file: {exc}", str(lock_path))]
-    lines = lockfile.diff(locked, lockfile.lock_entries(plan))
-    return [
-        error("BP901", f"plan differs from the lock: {line} (run 'bp lock' to accept)",
-              str(lock_path), 1, 1)
-        for line in lines
-    ]  # fmt: skip
 
 
 def run(blueprints: str, inventory: Sequence[str], fmt: str, locked: bool, lock_path: str) -> int:
     planned = compile_and_plan(blueprints, inventory)
     if planned.plan is not None and locked:
         planned.diagnostics = sort_unique(
-            planned.diagnostics + check_lock(planned.plan, Path(lock_path))
+            planned.diagnostics + lockfile.check(planned.plan, Path(lock_path))
         )
     if fmt == "json":
         write_json(planned, sys.stdout)

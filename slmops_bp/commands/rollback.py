@@ -10,20 +10,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from slmops_bp import history, interrupt, report
-from slmops_bp.apply import Outcome, Tracker, exclusive, judge, run_playbook
-from slmops_bp.commands.apply import (
-    Options,
-    _now,
-    _record,
-    exit_code,
-    fresh_run_dir,
-    history_db,
-    prune_runs,
-    write_table,
-)
+from slmops_bp import interrupt, report
 from slmops_bp.diagnostics import EnvironmentFailure, did_you_mean
-from slmops_bp.recover import Reached, settle_in_flight
+from slmops_bp.run import history
+from slmops_bp.run.execute import exclusive, run_playbook
+from slmops_bp.run.outcome import Outcome, Rollout, Tracker, judge
+from slmops_bp.run.record import history_db, now, record
+from slmops_bp.run.recover import Reached, settle_in_flight
+from slmops_bp.run.rundir import fresh_run_dir, prune_runs
+from slmops_bp.run.summary import exit_code, write_table
 
 
 def run(
@@ -48,12 +43,11 @@ def run(
         sys.stderr.write(f"bp: deployment '{deployment}' has no host in the plan{hint}\n")
         return 1
     plan.order = [deployment]  # only this deployment's hosts are judged
-    opts = Options(blueprints, inventory, limit=limit, fmt=fmt, state_dir=state_dir,
-                   history_db=history_db_path)  # fmt: skip
-    db = history_db(opts, Path(state_dir))
+    db = history_db(history_db_path, Path(state_dir))
     history.check(db)  # a bad path fails here, before anything changes
-    tracker = Tracker()
-    started = _now()
+    rollout = Rollout.of(plan)
+    tracker = Tracker.of(rollout)
+    started = now()
     command = "rollback " + deployment
     with interrupt.deferred() as stop, exclusive(Path(state_dir)):
         outcome: Outcome | None = None
@@ -72,7 +66,7 @@ def run(
                 run_dir.absolute(), f"rollback-{deployment}.yml", sources, limit=limit,
                 extravars={"bp_max_fail_percentage": 100}, on_event=on_event, stop=stop,
             )  # fmt: skip
-            outcome = judge(plan, tracker, rc, status)
+            outcome = judge(rollout, tracker, rc, status)
             outcome.hosts = {h: r for h, r in outcome.hosts.items()
                              if any(h in b for b in plan.stages[deployment])}  # fmt: skip
             outcome.private_data_dir = str(run_dir)
@@ -80,11 +74,13 @@ def run(
                 outcome.interrupted = stop.name
                 settle_in_flight(outcome, plan, tracker.touched, reached)
         except BaseException:
-            failed = outcome or judge(plan, tracker, -1, "error")
+            failed = outcome or judge(rollout, tracker, -1, "error")
             with contextlib.suppress(EnvironmentFailure):
-                _record(plan, opts, db, failed, started, command=command, word="error")
+                record(
+                    plan, db, failed, started, blueprints=blueprints, command=command, word="error"
+                )
             raise
-        _record(plan, opts, db, outcome, started, command=command)
+        record(plan, db, outcome, started, blueprints=blueprints, command=command)
     prune_runs(Path(state_dir))
     if fmt == "json":
         json.dump(outcome.as_json(), sys.stdout, indent=2)

@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from slmops_bp import report
-from slmops_bp.apply import run_playbook
-from slmops_bp.commands.apply import fresh_run_dir, prune_runs
 from slmops_bp.pipeline import compile_and_plan
 from slmops_bp.plan import Plan
-
-STATE_TASK = "Read device state"
+from slmops_bp.run.devices import DeviceStates
+from slmops_bp.run.execute import run_playbook
+from slmops_bp.run.rundir import fresh_run_dir, prune_runs
 
 
 @dataclass
@@ -55,27 +54,14 @@ def read_fleet(plan: Plan, inventories: Sequence[str], state_dir: Path, limit: s
     """host → {deployment: device record}; host → error (unreachable / failed)."""
     from slmops_bp.render import render
 
-    states: dict[str, dict[str, Any]] = {}
-    errors: dict[str, str] = {}
-
-    def on_event(event: dict[str, Any]) -> None:
-        data = event.get("event_data") or {}
-        host = data.get("host")
-        if not host:
-            return
-        res = data.get("res") or {}
-        if event.get("event") == "runner_on_ok" and data.get("task") == STATE_TASK:
-            states[str(host)] = dict(res.get("deployments") or {})
-        elif event.get("event") in ("runner_on_failed", "runner_on_unreachable"):
-            errors[str(host)] = str(res.get("msg") or event.get("event"))
-
     run_dir = fresh_run_dir(state_dir)
     render(plan, run_dir)
     sources = [os.path.abspath(s) for s in inventories]
     sources.append(str((run_dir / "inventory" / "hosts.yml").absolute()))
-    run_playbook(run_dir.absolute(), "status.yml", sources, limit=limit, on_event=on_event)
+    reading = DeviceStates()
+    run_playbook(run_dir.absolute(), "status.yml", sources, limit=limit, on_event=reading.feed)
     prune_runs(state_dir)
-    return states, errors
+    return reading.states, reading.errors
 
 
 def build_rows(plan: Plan, states: dict[str, dict[str, Any]], errors: dict[str, str]) -> list[Row]:

@@ -25,6 +25,7 @@ import jinja2
 import yaml
 
 from slmops_bp import ansible_yaml
+from slmops_bp.facts import resolve_facts
 from slmops_bp.policy import egress_entries
 
 REPO = Path(__file__).resolve().parents[2]
@@ -232,6 +233,8 @@ class Fleet:
         }
         if hv["bp_facts"] is None:  # no stand-in: the play gathers the real facts
             del hv["bp_facts"]
+        else:  # as the compiler hands them over: sizes in bytes
+            hv["bp_facts"] = resolve_facts(hv["bp_facts"])
         hv.update(self.extra_hostvars.get(host, {}))
         return hv
 

@@ -9,23 +9,11 @@ from content_helpers import import_collection_module
 bp = import_collection_module("plugins.filter.bp")
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("8GiB", 8 * 1024**3),
-        ("2.4GB", 2_400_000_000),
-        ("512 MiB", 512 * 1024**2),
-        (1024, 1024),
-        ("100", 100),
-    ],
-)
-def test_bp_bytes(value: object, expected: int) -> None:
-    assert bp.bp_bytes(value) == expected
-
-
-def test_bp_bytes_rejects_nonsense() -> None:
-    with pytest.raises(Exception, match="not a size"):
-        bp.bp_bytes("eight gigs")
+def test_no_size_parser_on_the_device() -> None:
+    """Sizes arrive in bytes (bp_facts resolved by the plan): the collection parses none."""
+    filters = bp.FilterModule().filters()
+    assert "bp_bytes" not in filters
+    assert not hasattr(bp, "bp_bytes")
 
 
 def test_arch_normalised() -> None:

@@ -6,7 +6,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from content_helpers import import_collection_module
+
+pytestmark = pytest.mark.slow  # LiteRT inference on a real model
 
 bp_health = import_collection_module("plugins.modules.bp_health")
 TFLITE = Path(__file__).resolve().parents[2] / "slmops_bp" / "data" / "tiny-lm.tflite"

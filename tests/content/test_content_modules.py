@@ -49,6 +49,7 @@ def leftovers(directory: Path) -> list[str]:
 # ---------------------------------------------------------------- bp_artifact
 
 
+@pytest.mark.slow
 def test_download_verify_and_cache(tmp_path: Path, model_server: Any, float_model: bytes) -> None:
     uri = model_server.put("/unit/ok.onnx", float_model)
     dest = tmp_path / "models" / "d" / "1-v" / "model.onnx"
@@ -498,6 +499,7 @@ def health_params(tmp_path: Path, model: Path, **over: Any) -> dict[str, Any]:
     return params
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["float_model", "int64_model"])
 def test_health_runs_real_inference(
     tmp_path: Path, which: str, request: pytest.FixtureRequest
@@ -510,6 +512,7 @@ def test_health_runs_real_inference(
     assert health["ok"] and health["latency_ms"] > 0 and health["tokens_per_s"] > 1
 
 
+@pytest.mark.slow
 def test_health_fails_on_garbage_and_slowness(tmp_path: Path, float_model: bytes) -> None:
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"this is not an onnx model at all")

@@ -399,9 +399,16 @@ def test_gate_counts_unreachable_and_stops_later_plays(
     result = run_playbook(data_dir)
     assert result.rc != 0
     assert result.per_host("dark") == {"g-03": 1}
-    gate = [d for d in result.results(events=("runner_on_failed",)) if "stage gate" in d["task"]]
-    assert len(gate) == 1
-    assert gate[0]["res"]["msg"] == "stage 2 halted: 1 of 2 hosts failed (max_failures 0)"
+    stats = next(e for e in result.events if e["event"] == "playbook_on_stats")
+    verdicts = stats["event_data"]["artifact_data"]["bp_gate"]
+    assert set(verdicts) == {"alpha"}  # beta never started
+    assert verdicts["alpha"]["1"]["halt"] is False
+    halt = verdicts["alpha"]["2"]
+    assert halt["halt"] is True and halt["failed_hosts"] == ["g-03"] and halt["total"] == 2
+    assert halt["message"] == "stage 2 halted: 1 of 2 hosts failed (max_failures 0)"
+    carrier = [d for d in result.results(events=("runner_on_failed",)) if d["host"] != "g-03"]
+    assert [(d["host"], d["res"]["msg"]) for d in carrier] == [("g-02", halt["message"])]
+    assert halt["evaluated_on"] == "g-02"
     assert current_target(fleet, "g-01", "alpha") == "1.0.0-int8-onnx"
     assert current_target(fleet, "g-02", "alpha") == "1.0.0-int8-onnx"
     for host in fleet.hosts:  # the halt stopped the whole run: the next play never started

@@ -26,8 +26,8 @@ import pytest
 from click.testing import CliRunner
 from support.model_server import ModelServer
 
-from slmops_bp.apply import exclusive
 from slmops_bp.cli import cli
+from slmops_bp.run.execute import exclusive
 from slmops_bp.stages import order_hosts
 
 pytestmark = pytest.mark.integration

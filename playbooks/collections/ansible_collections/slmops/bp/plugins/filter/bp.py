@@ -15,30 +15,12 @@ import socket
 import threading
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.slmops.bp.plugins.module_utils.bp_contract import EGRESS_WILDCARD
 
-_UNITS = {
-    "B": 1, "KB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3, "TB": 1000 ** 4,
-    "KIB": 1024, "MIB": 1024 ** 2, "GIB": 1024 ** 3, "TIB": 1024 ** 4,
-}
-_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
 _ARCH = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "armv8": "aarch64", "armhf": "armv7l",
          "riscv64gc": "riscv64"}
 _RESOLVED = {}
-_HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 _RESOLVE_SECONDS = 2.0
-
-
-def bp_bytes(value):
-    """``8GiB`` / ``2.4GB`` / ``1024`` / 1024 -> bytes (KiB.. binary, KB.. decimal)."""
-    if isinstance(value, bool):
-        raise AnsibleFilterError("bp_bytes: %r is not a size" % (value,))
-    if isinstance(value, (int, float)):
-        return int(value)
-    match = _SIZE_RE.match(str(value))
-    if not match:
-        raise AnsibleFilterError("bp_bytes: %r is not a size like 8GiB or 2.4GB" % (value,))
-    number, unit = match.groups()
-    return int(round(float(number) * _UNITS[(unit or "B").upper()]))
 
 
 def bp_arch(value):
@@ -128,11 +110,11 @@ def bp_egress_ips(allow):
             pairs.append((str(entry["address"]), entry.get("port")))
         elif entry["host"] == "localhost":
             continue
-        elif _HOST_RE.match(entry["host"]):
+        elif entry["host"].startswith(EGRESS_WILDCARD):
+            unresolved.append(entry["host"])
+        else:
             names.append(entry["host"])
             pairs.append((entry["host"], entry.get("port")))
-        else:
-            unresolved.append(entry["host"])
     resolved = _resolve(sorted(set(names)))
     for name, addrs in sorted(resolved.items()):
         if addrs:
@@ -251,7 +233,6 @@ def bp_probe_spec(assign, deployments, root, service_manager="systemd"):
 class FilterModule(object):
     def filters(self):
         return {
-            "bp_bytes": bp_bytes,
             "bp_arch": bp_arch,
             "bp_systemd_arg": bp_systemd_arg,
             "bp_systemd_env": bp_systemd_env,

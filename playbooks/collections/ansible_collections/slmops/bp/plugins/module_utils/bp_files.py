@@ -23,7 +23,9 @@ import re
 import stat
 import tempfile
 
-NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+from ansible_collections.slmops.bp.plugins.module_utils.bp_contract import NAME_MAX, NAME_PATTERN
+
+NAME_RE = re.compile(NAME_PATTERN)
 # <version>-<variant>: versions may carry dots, pluses and dashes; no path separators.
 RELEASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 CHUNK = 1024 * 1024
@@ -35,8 +37,8 @@ class BpError(Exception):
 
 
 def check_name(value, what):
-    if not isinstance(value, str) or not NAME_RE.match(value) or len(value) > 63:
-        raise BpError("%s %r is not a valid name (^[a-z0-9]([-a-z0-9]*[a-z0-9])?$, at most 63 chars)" % (what, value))
+    if not isinstance(value, str) or not NAME_RE.match(value) or len(value) > NAME_MAX:
+        raise BpError("%s %r is not a valid name (%s, at most %d chars)" % (what, value, NAME_PATTERN, NAME_MAX))
     return value
 
 

@@ -12,9 +12,10 @@ import hashlib
 import json
 import platform
 
+from ansible_collections.slmops.bp.plugins.module_utils.bp_contract import RUNTIME_MARKER
 from ansible_collections.slmops.bp.plugins.module_utils.bp_files import BpError
 
-MARKER = ".bp-runtime.json"
+MARKER = RUNTIME_MARKER
 RECIPE = 1  # bump to re-provision every runtime after a change of recipe
 PY_ENGINES = ("onnxruntime", "litert")
 ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}

@@ -204,6 +204,15 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.slmops.bp.plugins.module_utils.bp_contract import (
+    CURRENT_LINK,
+    MODELS_DIR,
+    POLICY_SUFFIX,
+    RELEASE_FILE,
+    STATE_DIR,
+    STATE_SUFFIX,
+    SWITCH_FILE,
+)
 from ansible_collections.slmops.bp.plugins.module_utils.bp_files import (
     BpError,
     atomic_write,
@@ -220,11 +229,9 @@ from ansible_collections.slmops.bp.plugins.module_utils.bp_files import (
     verify_file,
 )
 
-RELEASE_FILE = ".bp-release.json"
 # The pending-switch record: written (atomically, fsynced) before a run changes what the device
 # runs, removed once the new release passed its health check. While it exists and names the
 # release `current` points at, that release is unconfirmed and `from` is what ran before.
-SWITCH_FILE = ".bp-switch.json"
 PENDING = {"ok": False, "status": "pending", "checked_at": None, "latency_ms": None, "tokens_per_s": None}
 HEALTH_KEYS = ("deployment", "model", "version", "variant", "sha256", "filename", "release", "runtime",
                "params", "port", "accelerator")
@@ -233,13 +240,13 @@ HEALTH_KEYS = ("deployment", "model", "version", "variant", "sha256", "filename"
 class Paths(object):
     def __init__(self, root, deployment):
         self.root = root
-        self.models = os.path.join(root, "models")
+        self.models = os.path.join(root, MODELS_DIR)
         self.dep = os.path.join(self.models, deployment)
-        self.current = os.path.join(self.dep, "current")
+        self.current = os.path.join(self.dep, CURRENT_LINK)
         self.data = os.path.join(root, "data", deployment)
-        self.state_dir = os.path.join(root, "state")
-        self.state = os.path.join(self.state_dir, deployment + ".json")
-        self.policy = os.path.join(self.state_dir, deployment + ".policy.json")
+        self.state_dir = os.path.join(root, STATE_DIR)
+        self.state = os.path.join(self.state_dir, deployment + STATE_SUFFIX)
+        self.policy = os.path.join(self.state_dir, deployment + POLICY_SUFFIX)
         self.switch = os.path.join(self.dep, SWITCH_FILE)
 
     def release_dir(self, key):

@@ -145,6 +145,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.slmops.bp.plugins.module_utils.bp_contract import ENGINES
 from ansible_collections.slmops.bp.plugins.module_utils.bp_files import (
     atomic_write,
     dump_json,
@@ -383,7 +384,7 @@ def record(state_path, release, health):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            engine=dict(type="str", required=True, choices=["onnxruntime", "llama-cpp", "ollama", "litert", "custom"]),
+            engine=dict(type="str", required=True, choices=list(ENGINES)),
             runtime_dir=dict(type="path", required=True),
             model=dict(type="path", required=True),
             prompt=dict(type="str", default="Reply with OK."),

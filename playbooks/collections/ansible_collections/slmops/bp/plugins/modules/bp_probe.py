@@ -77,6 +77,15 @@ import platform
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.slmops.bp.plugins.module_utils.bp_contract import (
+    CURRENT_LINK,
+    MODELS_DIR,
+    POLICY_SUFFIX,
+    RELEASE_FILE,
+    STATE_DIR,
+    STATE_SUFFIX,
+    SWITCH_FILE,
+)
 from ansible_collections.slmops.bp.plugins.module_utils.bp_files import (
     BpError,
     cached_sha256,
@@ -91,8 +100,6 @@ from ansible_collections.slmops.bp.plugins.module_utils.bp_runtime_spec import (
 )
 from ansible_collections.slmops.bp.plugins.module_utils.bp_scripts import SERVE
 
-RELEASE_FILE = ".bp-release.json"
-SWITCH_FILE = ".bp-switch.json"
 
 
 def memtotal_mb():
@@ -135,8 +142,8 @@ def runtime_reasons(spec):
 def deployment_reasons(module, root, spec, service_manager):
     name = spec["deployment"]
     key = spec["release"]
-    dep = os.path.join(root, "models", name)
-    state = read_json(os.path.join(root, "state", name + ".json"))
+    dep = os.path.join(root, MODELS_DIR, name)
+    state = read_json(os.path.join(root, STATE_DIR, name + STATE_SUFFIX))
     if not state:
         return ["not deployed"]
     if state.get("release") != key:
@@ -147,7 +154,7 @@ def deployment_reasons(module, root, spec, service_manager):
     if not health.get("ok"):
         return ["its last health check did not pass"]
     try:
-        target = os.path.basename(os.readlink(os.path.join(dep, "current")).rstrip("/"))
+        target = os.path.basename(os.readlink(os.path.join(dep, CURRENT_LINK)).rstrip("/"))
     except OSError:
         target = None
     if target != key:
@@ -167,7 +174,7 @@ def deployment_reasons(module, root, spec, service_manager):
     for item in info.get("files") or []:
         if not isinstance(item, dict) or read_bytes(item.get("path") or "") != (item.get("content") or "").encode("utf-8"):
             reasons.append("configuration file %s differs" % (item.get("path") if isinstance(item, dict) else item))
-    evidence = read_json(os.path.join(root, "state", name + ".policy.json"))
+    evidence = read_json(os.path.join(root, STATE_DIR, name + POLICY_SUFFIX))
     if (info.get("policy") or {}).get("digest") != evidence.get("digest"):
         reasons.append("the policy evidence differs")
     if service_manager == "systemd" and not reasons:

@@ -124,6 +124,7 @@ import zipfile
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.slmops.bp.plugins.module_utils.bp_contract import PROVISIONED_ENGINES, RUNTIMES_DIR
 from ansible_collections.slmops.bp.plugins.module_utils.bp_fetch import fetch
 from ansible_collections.slmops.bp.plugins.module_utils.bp_files import (
     BpError,
@@ -283,7 +284,7 @@ def provision(module, params):
     engine = params["engine"]
     kind, spec = plan(engine, version, params["install"])
     digest = digest_of(engine, version, kind, spec)
-    runtimes = os.path.join(root, "runtimes")
+    runtimes = os.path.join(root, RUNTIMES_DIR)
     dest = os.path.join(runtimes, "%s-%s" % (name, version))
     venv_python = os.path.join(dest, "bin", "python") if kind == "venv" else None
     result = {"changed": False, "path": dest, "python": venv_python, "kind": kind, "digest": digest}
@@ -335,7 +336,7 @@ def main():
         argument_spec=dict(
             root=dict(type="path", required=True),
             name=dict(type="str", required=True),
-            engine=dict(type="str", required=True, choices=["onnxruntime", "llama-cpp", "ollama", "litert"]),
+            engine=dict(type="str", required=True, choices=list(PROVISIONED_ENGINES)),
             version=dict(type="str", required=True),
             install=dict(type="dict", default={}),
             timeout=dict(type="int", default=1800),

@@ -44,6 +44,14 @@ deployments:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.slmops.bp.plugins.module_utils.bp_contract import (
+    CURRENT_LINK,
+    HIDDEN_PREFIX,
+    MODELS_DIR,
+    POLICY_SUFFIX,
+    STATE_DIR,
+    STATE_SUFFIX,
+)
 from ansible_collections.slmops.bp.plugins.module_utils.bp_files import read_json
 
 
@@ -69,19 +77,19 @@ def read_service(module, deployment):
 
 
 def read_states(root, module=None):
-    state_dir = os.path.join(root, "state")
+    state_dir = os.path.join(root, STATE_DIR)
     found = {}
     if not os.path.isdir(state_dir):
         return found
     for name in sorted(os.listdir(state_dir)):
-        if not name.endswith(".json") or name.endswith(".policy.json") or name.startswith("."):
+        if not name.endswith(STATE_SUFFIX) or name.endswith(POLICY_SUFFIX) or name.startswith(HIDDEN_PREFIX):
             continue
         deployment = name[: -len(".json")]
-        link = os.path.join(root, "models", deployment, "current")
+        link = os.path.join(root, MODELS_DIR, deployment, CURRENT_LINK)
         target = os.readlink(link) if os.path.islink(link) else None
         found[deployment] = {
             "state": read_json(os.path.join(state_dir, name)),
-            "policy": read_json(os.path.join(state_dir, deployment + ".policy.json")),
+            "policy": read_json(os.path.join(state_dir, deployment + POLICY_SUFFIX)),
             "current": target,
             "current_exists": bool(target) and os.path.exists(link),
             "service": read_service(module, deployment),

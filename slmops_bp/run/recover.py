@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from slmops_bp import interrupt
-from slmops_bp.apply import Outcome, run_playbook
 from slmops_bp.plan import Plan
+from slmops_bp.run.execute import run_playbook
+from slmops_bp.run.outcome import Outcome
 
 PLAYBOOK = "bp-recover.yml"
 

@@ -6,11 +6,10 @@ import sys
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from slmops_bp.apply import PLAY_PREFIX
 from slmops_bp.plan import Plan
 
 if TYPE_CHECKING:
-    from slmops_bp.apply import Tracker
+    from slmops_bp.run.outcome import Tracker
 
 
 class Progress:
@@ -20,7 +19,6 @@ class Progress:
         self.plan = plan
         self.enabled = enabled
         self.live: Any = None
-        self.batches: dict[str, int] = {}
         self.deployment = ""
         self.tty = sys.stderr.isatty()
 
@@ -47,15 +45,12 @@ class Progress:
         if not self.enabled:
             return
         kind = event.get("event")
-        if kind == "playbook_on_play_start":
-            play = str(event.get("event_data", {}).get("play", ""))
-            self.deployment = play.removeprefix(PLAY_PREFIX)
-            self.batches[play] = self.batches.get(play, 0) + 1
+        if kind == "playbook_on_play_start":  # the tracker has folded the event already
+            self.deployment = tracker.deployment
             if self.live is None:
                 total = len(self.plan.stages.get(self.deployment, []))
-                sys.stderr.write(
-                    f"bp: {self.deployment}: stage {self.batches[play]}/{total} started\n"
-                )
+                batch = tracker.plays.get(self.deployment, 0)
+                sys.stderr.write(f"bp: {self.deployment}: stage {batch}/{total} started\n")
                 sys.stderr.flush()
         if self.live is not None:
             self.live.update(self._line(tracker))
@@ -63,7 +58,7 @@ class Progress:
     def _line(self, tracker: Tracker) -> str:
         dep = self.deployment
         stages = self.plan.stages.get(dep, [])
-        stage = self.batches.get(PLAY_PREFIX + dep, 0)
+        stage = tracker.plays.get(dep, 0)
         targets = sum(len(b) for b in stages)
         done = sum(1 for d, _ in tracker.touched if d == dep)
         failed = sum(1 for d, _ in tracker.failed if d == dep)

@@ -28,24 +28,14 @@ written atomically into a fresh directory.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 from slmops_bp import ansible_yaml
-from slmops_bp.inventory import Host, Inventory
-from slmops_bp.plan import Combo, Plan, build_plan
-from slmops_bp.render import (
-    HEADER,
-    ansible_cfg,
-    combo_vars,
-    group_name,
-    inventory_data,
-    inventory_files,
-    write_tree,
-)
+from slmops_bp.plan import Combo, Plan, stand_in_plan
+from slmops_bp.render.data import HEADER, combo_vars, group_name, inventory_data
+from slmops_bp.render.files import ansible_cfg, inventory_files, template, write_tree
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 PLAYBOOK = "local.yml"
 PULL_HEADER = HEADER.replace("(bp render)", "(bp render --pull)")
 # Connection settings that make no sense when the device runs the playbook on itself.
@@ -54,21 +44,6 @@ REMOTE_ONLY_PREFIXES = ("ansible_ssh_",)
 
 
 # ---------------------------------------------------------------- plain combinations
-
-
-def plain_plan(plan: Plan) -> Plan:
-    """A plan of one stand-in host per device class: in no group, with no overlay.
-
-    Planned by the same :func:`build_plan`, so the choice (fit, co-residency,
-    policy) is exactly the one ``bp plan`` makes, and a combination that some
-    inventory host also has gets the same id.
-    """
-    hosts = {
-        name: Host(name, frozenset({"all"}), {"bp_device_class": name})
-        for name in plan.blueprints.device_classes
-    }
-    stand_ins = Inventory(hosts=hosts, groups={"all": sorted(hosts)}, sources=["(device classes)"])
-    return build_plan(dataclasses.replace(plan.blueprints, overlays={}), stand_ins)
 
 
 def class_assignments(plain: Plan) -> dict[str, dict[str, dict[str, Any]]]:
@@ -143,21 +118,12 @@ def class_table(plain: Plan) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- files
 
 
-def _template(name: str, context: dict[str, Any]) -> str:
-    import jinja2
+def pull_files(plan: Plan, plain: Plan | None = None) -> dict[str, str]:
+    """Relative path → text of every generated file (the collection is copied apart).
 
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=True,
-    )
-    return env.get_template(name).render(context)
-
-
-def pull_files(plan: Plan) -> dict[str, str]:
-    """Relative path → text of every generated file (the collection is copied apart)."""
-    plain = plain_plan(plan)
+    ``plain``: the plan's :func:`~slmops_bp.plan.stand_in_plan` (planned here when not given).
+    """
+    plain = stand_in_plan(plan) if plain is None else plain
     inventory, dropped = pull_inventory(plan)
     note = PULL_HEADER + "\nEach host's variables are in host_vars/<host>.yml."
     if dropped:
@@ -173,15 +139,15 @@ def pull_files(plan: Plan) -> dict[str, str]:
         "dropped": dropped,
     }
     files = {
-        PLAYBOOK: _template("local.yml.j2", {"deployments": deployments}),
+        PLAYBOOK: template("local.yml.j2", {"deployments": deployments}),
         "ansible.cfg": ansible_cfg(PULL_HEADER, pull=True),
         "vars/bp.yml": ansible_yaml.dump(pull_vars(plan, plain), header=PULL_HEADER),
-        "README.md": _template("pull-README.md.j2", readme),
+        "README.md": template("pull-README.md.j2", readme),
         **inventory_files(inventory, PULL_HEADER, note),
     }
     return files
 
 
-def render_pull(plan: Plan, output: Path) -> None:
+def render_pull(plan: Plan, output: Path, plain: Plan | None = None) -> None:
     """Write the pull layout into the fresh directory ``output`` (all or nothing)."""
-    write_tree(pull_files(plan), output, collection_at=".")
+    write_tree(pull_files(plan, plain), output, collection_at=".")
