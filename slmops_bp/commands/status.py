@@ -36,6 +36,7 @@ class Row:
     variant: str = ""
     checked_at: str = ""
     policy_digest: str = ""
+    service: dict[str, Any] | None = None  # systemctl show of the unit, where one runs it
     drift: list[str] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)
 
@@ -53,6 +54,7 @@ class Row:
             "variant": self.variant or None,
             "checked_at": self.checked_at or None,
             "policy_digest": self.policy_digest or None,
+            "service": self.service,
             "drift": self.drift,
         }
 
@@ -106,6 +108,12 @@ def build_rows(plan: Plan, states: dict[str, dict[str, Any]], errors: dict[str, 
                 )
                 if not record.get("current"):
                     row.drift.append("no current release")
+                row.service = record.get("service") or None
+                if row.service is not None and row.service.get("ActiveState") != "active":
+                    row.drift.append(
+                        f"{row.service.get('unit')} is {row.service.get('ActiveState', 'unknown')}"
+                        f" ({row.service.get('SubState') or row.service.get('error', '')})"
+                    )
             if a is None:
                 row.drift.append("not in the plan any more")
             elif not state and host not in errors:

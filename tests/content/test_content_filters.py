@@ -54,6 +54,11 @@ def test_egress_literals_and_unresolvable() -> None:
     out = bp.bp_egress_ips(egress_entries(allow))
     assert out["ips"] == ["10.1.2.3", "192.168.0.0/24"]
     assert out["unresolved"] == ["*.example.com", "nonexistent.invalid"]
+    # the nftables ruleset keeps each entry's port (none: any port)
+    assert out["rules"] == [
+        {"family": "ip", "address": "10.1.2.3", "port": 443},
+        {"family": "ip", "address": "192.168.0.0/24", "port": None},
+    ]
 
 
 def test_egress_entries_must_come_resolved() -> None:

@@ -20,7 +20,8 @@ class ModelServer:
     ``hits`` counts GET requests per path.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host  # another address only for devices in a network namespace of the tests
         self.routes: dict[str, tuple[bytes, str]] = {}
         self.hits: Counter[str] = Counter()
         self.release = threading.Event()
@@ -64,13 +65,13 @@ class ModelServer:
                     return
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.port = int(self.httpd.server_address[1])
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def put(self, path: str, data: bytes, mode: str = "ok") -> str:
         self.routes[path] = (data, mode)

@@ -92,32 +92,42 @@ def _resolve(names):
 
 
 def bp_egress_ips(allow):
-    """Resolved egress entries -> ``{ips: [...], unresolved: [...]}``.
+    """Resolved egress entries -> ``{ips: [...], rules: [...], unresolved: [...]}``.
 
     ``allow`` is what the compiler decided: each entry ``{host, address, port}`` with either
     a DNS name (maybe ``*.domain``) or an address / CIDR network; nothing is parsed here.
     Names are resolved on the controller when the content runs (at most 2 s in all); systemd's
-    ``IPAddressAllow=`` takes addresses only, ports are not enforceable there, and a glob
+    ``IPAddressAllow=`` takes addresses only (``ips``); ``rules`` keep the port of each entry
+    (``{family: ip | ip6, address, port}``, port null for any) for the nftables ruleset; a glob
     cannot be resolved (it is listed as unresolved).
     """
-    ips, names, unresolved = set(), [], []
+    ips, names, unresolved, pairs = set(), [], [], []
     for entry in allow or []:
         if not isinstance(entry, dict) or not (entry.get("address") or entry.get("host")):
             raise AnsibleFilterError("bp_egress_ips: %r is not a resolved egress entry" % (entry,))
         if entry.get("address"):
             ips.add(str(entry["address"]))
+            pairs.append((str(entry["address"]), entry.get("port")))
         elif entry["host"] == "localhost":
             continue
         elif entry["host"].startswith(EGRESS_WILDCARD):
             unresolved.append(entry["host"])
         else:
             names.append(entry["host"])
-    for name, addrs in sorted(_resolve(sorted(set(names))).items()):
+            pairs.append((entry["host"], entry.get("port")))
+    resolved = _resolve(sorted(set(names)))
+    for name, addrs in sorted(resolved.items()):
         if addrs:
             ips.update(addrs)
         else:
             unresolved.append(name)
-    return {"ips": sorted(ips), "unresolved": sorted(set(unresolved))}
+    rules = set()
+    for target, port in pairs:
+        for address in resolved.get(target, [target]):
+            family = "ip6" if ":" in address else "ip"
+            rules.add((family, address, int(port) if port else 0))
+    return {"ips": sorted(ips), "unresolved": sorted(set(unresolved)),
+            "rules": [{"family": f, "address": a, "port": p or None} for f, a, p in sorted(rules)]}
 
 
 def bp_service_user(deployment):

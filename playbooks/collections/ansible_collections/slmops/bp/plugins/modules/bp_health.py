@@ -24,6 +24,10 @@ description:
     C(llama-cli) (archive installs) or C(llama_cpp) (pip installs); C(ollama) creates the model from
     the deployed file and runs the prompt (starting a private C(ollama serve) on a free loopback
     port when no service runs); C(custom) runs C(<runtime_dir>/bin/health --model FILE --prompt TEXT).
+  - With O(service_manager=systemd) and O(port), the running service is asked too, once the one-shot
+    inference passed - C(GET /healthz) and C(POST /v1/infer) with the prompt (C(bp-serve) of C(onnxruntime)
+    and C(litert)), C(GET /v1/models) (C(llama-cpp)) on C(127.0.0.1:port), retried until O(timeout) while it
+    starts; the check fails when it never answers (RV(detail.service) says what it answered).
   - "tokens_per_s: tokens produced per second. Engines that generate text count their generated
     tokens; for ONNX Runtime and LiteRT one inference step counts as one token, so it is
     1000 / median step latency in milliseconds."
@@ -159,6 +163,7 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.slmops.bp.plugins.module_utils.bp_contract import ENGINES
 from ansible_collections.slmops.bp.plugins.module_utils.bp_files import (
@@ -323,6 +328,36 @@ class Check(object):
             return {"ok": False, "error": str(exc)}
 
 
+SERVICE_PATHS = {"onnxruntime": ("/healthz", "/v1/infer"), "litert": ("/healthz", "/v1/infer"),
+                 "llama-cpp": ("/v1/models", None)}
+
+
+def ask_service(params, deadline):
+    """The running service answers on 127.0.0.1:port (retried while it starts)."""
+    probe, infer = SERVICE_PATHS[params["engine"]]
+    base = "http://127.0.0.1:%d" % params["port"]
+    last = "no answer"
+    started = time.monotonic()
+    while True:
+        try:
+            open_url(base + probe, timeout=5, use_proxy=False).read()
+            if infer:
+                body = json.dumps({"prompt": params["prompt"]}).encode("utf-8")
+                answer = open_url(base + infer, data=body, method="POST", use_proxy=False,
+                                  headers={"Content-Type": "application/json"},
+                                  timeout=max(1.0, deadline - time.monotonic()))
+                data = json.loads(answer.read().decode("utf-8") or "{}")
+                if not data.get("outputs"):
+                    return {"ok": False, "url": base + infer, "error": "no outputs: %s" % str(data)[:300]}
+            return {"ok": True, "url": base + (infer or probe),
+                    "latency_ms": round((time.monotonic() - started) * 1000.0, 3)}
+        except Exception as exc:  # connection refused while it starts, HTTP errors, bad JSON
+            last = "%s: %s" % (type(exc).__name__, exc)
+        if time.monotonic() > deadline - 0.5:
+            return {"ok": False, "url": base + probe, "error": last}
+        time.sleep(0.5)
+
+
 def llama_log_error(log):
     """Why llama.cpp did not load a model, from its own log: its last error line, else its
     last "failed to load" line, else None."""
@@ -437,7 +472,17 @@ def main():
         module.exit_json(changed=False, ok=True, skipped=True, checked_at=utc_now(), health={},
                          msg="check mode: no inference run")
     started = time.monotonic()
-    raw = Check(module.params).execute()
+    check = Check(module.params)
+    raw = check.execute()
+    params = module.params
+    if (raw.get("ok") and params["service_manager"] == "systemd" and params.get("port")
+            and params["engine"] in SERVICE_PATHS):
+        service = ask_service(params, check.deadline)
+        raw["service"] = service
+        if not service["ok"]:
+            raw["ok"] = False
+            raw["error"] = "the running service bp-%s.service did not answer on %s: %s" % (
+                params["name"], service.get("url"), service.get("error"))
     health = judge(raw, module.params["min_tokens_per_s"])
     rss, rss_source = measure_rss(module.params["name"], module.params["service_manager"],
                                   raw.get("rss_bytes"))

@@ -15,6 +15,8 @@ version_added: "0.1.0"
 description:
   - Reads C(<root>/state/<deployment>.json) and C(<root>/state/<deployment>.policy.json) for every
     deployment on the device, and where C(<root>/models/<deployment>/current) points.
+  - Where the deployment runs as a systemd service (its unit is installed in
+    C(/etc/systemd/system)), the service's state as C(systemctl show) reports it (C(service)).
   - Changes nothing; used by C(bp status).
 author: slmops-bp contributors
 options:
@@ -32,7 +34,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 deployments:
-  description: Deployment name to its state, policy evidence and current release.
+  description: Deployment name to its state, policy evidence, current release and service (C(systemctl
+    show) properties ActiveState, SubState, MainPID, NRestarts, Result, UnitFileState, ExecMainStartTimestamp,
+    User; null where the deployment runs no systemd unit).
   returned: always
   type: dict
 """
@@ -51,7 +55,28 @@ from ansible_collections.slmops.bp.plugins.module_utils.bp_contract import (
 from ansible_collections.slmops.bp.plugins.module_utils.bp_files import read_json
 
 
-def read_states(root):
+SERVICE_PROPERTIES = ("ActiveState", "SubState", "MainPID", "NRestarts", "Result", "UnitFileState",
+                      "ExecMainStartTimestamp", "User")
+
+
+def read_service(module, deployment):
+    """``systemctl show`` of the deployment's unit, or None where no unit of it is installed."""
+    unit = "bp-%s.service" % deployment
+    systemctl = module.get_bin_path("systemctl") if module else None
+    if not systemctl or not os.path.exists(os.path.join("/etc/systemd/system", unit)):
+        return None
+    rc, out, err = module.run_command([systemctl, "show", unit, "--property", ",".join(SERVICE_PROPERTIES)])
+    if rc != 0:
+        return {"unit": unit, "error": (err or out).strip()[-500:]}
+    found = {"unit": unit}
+    for line in out.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            found[key] = value
+    return found
+
+
+def read_states(root, module=None):
     state_dir = os.path.join(root, STATE_DIR)
     found = {}
     if not os.path.isdir(state_dir):
@@ -67,6 +92,7 @@ def read_states(root):
             "policy": read_json(os.path.join(state_dir, deployment + POLICY_SUFFIX)),
             "current": target,
             "current_exists": bool(target) and os.path.exists(link),
+            "service": read_service(module, deployment),
         }
     return found
 
@@ -74,7 +100,7 @@ def read_states(root):
 def main():
     module = AnsibleModule(argument_spec={"root": {"type": "path", "required": True}},
                            supports_check_mode=True)
-    module.exit_json(changed=False, deployments=read_states(module.params["root"]))
+    module.exit_json(changed=False, deployments=read_states(module.params["root"], module))
 
 
 if __name__ == "__main__":
