@@ -1,17 +1,20 @@
-"""Typed deep merge of overlay ``set`` layers onto a typed spec (SPEC §2, Overlay).
+"""Typed overlay ``set`` layers and their deep merge onto a typed spec (SPEC §2, Overlay).
 
-Each value a ``set`` writes is validated against the field it lands on, with
-that field's own annotation and its model's config (strict, closed).  Where both
-the written value and the field are mappings (a nested model, or a ``dict``
-field such as ``runtime.params``) the merge recurses key by key; anything else
-replaces the field.  A value that does not validate becomes a :class:`Problem`
-in its slot: a later layer that writes the same slot replaces it, exactly as the
-later value would replace it in a merge of the documents.  A mapping written
-onto a replaced slot starts from the field's defaults (the merge of a mapping
-onto a scalar is the mapping alone).
+:func:`typed_patch` turns what a ``set`` writes into a typed partial spec: every
+value validated against the field it lands on, with that field's annotation and
+its model's config (strict, closed).  Where the written value is a mapping and
+the field a nested model or a ``dict`` field (such as ``runtime.params``), the
+patch recurses key by key; anything else is a whole value.  A value that does
+not validate is kept in its place as a :class:`Problem` (pydantic's errors).
 
-The nodes are merged with ``model_copy(update=...)``: the values were validated
-one by one, and no model of the deployment spec has cross-field validators.
+:func:`apply` merges patches onto a typed value, broadest first: mappings merge
+key by key, lists and scalars replace; a later layer that writes a slot
+replaces whatever an earlier one left there, problems included, exactly as the
+later value would win in a merge of the documents.  A mapping merged onto a
+slot an earlier layer replaced starts from the field's defaults (the merge of a
+mapping onto a scalar is the mapping alone).  :func:`build` assembles the result
+with ``model_copy(update=...)``: the values were validated one by one, and no
+model a patch reaches has cross-field validators.
 """
 
 from __future__ import annotations
@@ -20,82 +23,93 @@ import functools
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from pydantic import BaseModel, ValidationError, create_model
 from pydantic_core import ErrorDetails
 
 from slmops_bp.load import Loc
 
-Container = Literal["model", "dict"] | None
-
 
 @dataclass(frozen=True)
 class Problem:
-    """A value layer ``origin`` wrote that does not validate; error locs from the ``set`` root."""
+    """A written value that does not validate; error locs from the ``set`` root."""
 
-    origin: int
     errors: tuple[ErrorDetails, ...]
+    origin: int = -1
+    """The layer that wrote it (set by :func:`apply`)."""
+
+
+@dataclass(frozen=True)
+class Patch:
+    """What one ``set`` writes into a model (or into a ``dict`` field of one), typed.
+
+    ``values``: field (or key) → a validated value, a nested :class:`Patch`, or a
+    :class:`Problem`, in the order written; ``extras``: fields the model does not have.
+    """
+
+    values: dict[str, Any]
+    extras: dict[str, Problem] = field(default_factory=dict)
+    of_dict: bool = False
 
 
 @dataclass
 class Node:
-    """A typed value being patched: a model, or a ``dict`` field (``owner.name``) of one."""
+    """A typed value being merged: its ``base`` and the slots the layers changed."""
 
     base: Any
-    """The value before the patch: a model instance, or a dict of validated values."""
-    owner: type[BaseModel] | None = None
-    name: str = ""
+    """A model instance, or a dict of validated values."""
     slots: dict[str, Any] = field(default_factory=dict)
     """Changed fields (or keys): a typed value, a :class:`Node`, or a :class:`Problem`."""
     extras: dict[str, Problem] = field(default_factory=dict)
-    """Fields the model does not have, in the order they were first written."""
 
 
-def patch_model(node: Node, patch: Mapping[str, Any], path: Loc, origin: int) -> None:
-    """Apply layer ``origin``'s mapping ``patch`` to the model ``node`` (at ``path`` in ``set``)."""
-    model = type(node.base)
-    for key, value in patch.items():
+def typed_patch(model: type[BaseModel], written: Mapping[str, Any], path: Loc = ()) -> Patch:
+    """``written`` (a mapping at ``path`` of ``set``) as a typed partial ``model``."""
+    values: dict[str, Any] = {}
+    extras: dict[str, Problem] = {}
+    for key, value in written.items():
         if key not in model.model_fields:
-            node.extras[key] = Problem(origin, (_extra((*path, key), value),))
-            continue
-        child = _child(node, model, key) if isinstance(value, dict) else None
-        if child is None:
-            node.slots[key] = _validate(model, key, value, path, origin)
-            continue
-        node.slots[key] = child
-        if child.owner is None:
-            patch_model(child, value, (*path, key), origin)
+            extras[key] = Problem((_extra((*path, key), value),))
+        elif isinstance(value, dict) and (nested := _nested(model, key)) is not None:
+            values[key] = typed_patch(nested, value, (*path, key))
+        elif isinstance(value, dict) and _is_dict(model, key):
+            values[key] = Patch(
+                {k: _entry(model, key, k, v, path) for k, v in value.items()}, of_dict=True
+            )
         else:
-            _patch_dict(child, value, path, origin)
+            values[key] = _validate(model, key, value, path)
+    return Patch(values, extras)
 
 
-def _patch_dict(node: Node, patch: Mapping[str, Any], path: Loc, origin: int) -> None:
-    """Each key of a ``dict`` field validated alone: its values are never mappings to merge."""
-    assert node.owner is not None
-    for key, value in patch.items():
-        checked = _validate(node.owner, node.name, {key: value}, path, origin)
-        if isinstance(checked, Problem):
-            node.slots[key] = checked
+def apply(node: Node, patch: Patch, origin: int) -> None:
+    """Merge layer ``origin``'s ``patch`` into ``node``."""
+    for key, value in patch.values.items():
+        if isinstance(value, Patch):
+            child = _child(node, key, of_dict=value.of_dict)
+            node.slots[key] = child
+            apply(child, value, origin)
+        elif isinstance(value, Problem):
+            node.slots[key] = replace(value, origin=origin)
         else:
-            node.slots[key] = next(iter(checked.values()))
+            node.slots[key] = value
+    for key, problem in patch.extras.items():
+        node.extras[key] = replace(problem, origin=origin)
 
 
-def _child(node: Node, model: type[BaseModel], key: str) -> Node | None:
-    """The node a mapping written at ``key`` merges into, or None when it replaces the field."""
-    kind = _container(model, key)
+def _child(node: Node, key: str, *, of_dict: bool) -> Node:
+    """The node a mapping written at ``key`` merges into."""
     current = node.slots[key] if key in node.slots else getattr(node.base, key)
     if isinstance(current, Node):
         return current
-    if kind == "model":
-        if isinstance(current, BaseModel):
-            return Node(current)
-        default = _default(_unwrapped(model, key))
-        return Node(default) if default is not None else None
-    if kind == "dict":
-        return Node(current if isinstance(current, dict) else {}, model, key)
-    return None
+    if of_dict:
+        return Node(current if isinstance(current, dict) else {})
+    if isinstance(current, BaseModel):
+        return Node(current)
+    model = _nested(type(node.base), key)
+    assert model is not None
+    return Node(_default(model))
 
 
 def problems_of(node: Node) -> list[Problem]:
@@ -122,13 +136,19 @@ def build(node: Node) -> Any:
     return {**node.base, **update}
 
 
-def _validate(model: type[BaseModel], name: str, value: Any, path: Loc, origin: int) -> Any:
+def _validate(model: type[BaseModel], name: str, value: Any, path: Loc) -> Any:
     """``value`` validated as field ``name`` of ``model``, or the problem it has."""
     try:
         return getattr(_probe(model, name).model_validate({name: value}), name)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        return Problem(origin, tuple({**e, "loc": (*path, *e["loc"])} for e in errors))
+        return Problem(tuple({**e, "loc": (*path, *e["loc"])} for e in errors))
+
+
+def _entry(model: type[BaseModel], name: str, key: str, value: Any, path: Loc) -> Any:
+    """One key of the ``dict`` field ``name`` validated alone (its values are never merged)."""
+    checked = _validate(model, name, {key: value}, path)
+    return checked if isinstance(checked, Problem) else next(iter(checked.values()))
 
 
 def _extra(loc: Loc, value: Any) -> ErrorDetails:
@@ -153,11 +173,20 @@ def _default(model: type[BaseModel]) -> BaseModel | None:
         return None
 
 
-def _container(model: type[BaseModel], name: str) -> Container:
+def _nested(model: type[BaseModel], name: str) -> type[BaseModel] | None:
+    """The model of field ``name`` when a mapping written there merges field by field.
+
+    A model with a required field is not merged into: a mapping replaces it whole.
+    """
     tp = _unwrapped(model, name)
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return "model"
-    return "dict" if tp is dict or typing.get_origin(tp) is dict else None
+    if isinstance(tp, type) and issubclass(tp, BaseModel) and _default(tp) is not None:
+        return tp
+    return None
+
+
+def _is_dict(model: type[BaseModel], name: str) -> bool:
+    tp = _unwrapped(model, name)
+    return tp is dict or typing.get_origin(tp) is dict
 
 
 def _unwrapped(model: type[BaseModel], name: str) -> Any:

@@ -18,16 +18,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic_core import ErrorDetails
 
 from slmops_bp.blueprint import Entry
 from slmops_bp.diagnostics import Diagnostic
-from slmops_bp.load import Document, Loc
+from slmops_bp.load import Document, Loc, Position
 from slmops_bp.model import DeploymentSpec, HostMatch, OverlaySpec, PrivacyPolicySpec
 from slmops_bp.model_errors import map_error_details
-from slmops_bp.overlay_merge import Node, build, patch_model, problems_of
+from slmops_bp.overlay_merge import Node, Patch, apply, build, problems_of, typed_patch
 from slmops_bp.policy import weaker_fields
 
 FIXED = {
@@ -126,17 +127,18 @@ def effective_spec(
     """The deployment's spec with ``overlays`` applied in order (broadest first).
 
     Merges typed values: the deployment's ``DeploymentSpec`` and each overlay's
-    ``set`` validated field by field against it (:mod:`slmops_bp.overlay_merge`);
-    no raw document data is read.  Fields an overlay may not change are
-    reported (BP601) and left out; a value that does not validate is reported
-    in the overlay that wrote it, unless a later overlay replaces it.  ``None``
-    when some written value is invalid.
+    :class:`TypedSet` (:mod:`slmops_bp.overlay_merge`); no document data is read.
+    Fields an overlay may not change are reported (BP601) and left out; a value
+    that does not validate is reported in the overlay that wrote it, at the
+    loader's position, unless a later overlay replaces it.  ``None`` when some
+    written value is invalid.
     """
     diags: list[Diagnostic] = []
     root = Node(dep.spec)
+    typed = [typed_set(overlay) for overlay in overlays]
     for index, overlay in enumerate(overlays):
         diags += fixed_fields(overlay)
-        patch_model(root, settable(overlay), (), index)
+        apply(root, typed[index].patch, index)
     if not overlays:
         return dep.spec, diags
     problems = problems_of(root)
@@ -148,22 +150,35 @@ def effective_spec(
     for problem in problems:
         by_origin[problem.origin].extend(problem.errors)
     for index, errors in sorted(by_origin.items()):
-        diags += map_error_details(errors, set_view(overlays[index]), DeploymentSpec, SET)
+        diags += map_error_details(errors, typed[index].view, DeploymentSpec, SET)
     return None, diags
 
 
-def set_view(overlay: Entry[OverlaySpec]) -> Document:
-    """The overlay's typed ``set`` at the loader's positions of its document (for diagnostics)."""
+@dataclass(frozen=True)
+class TypedSet:
+    """An overlay's ``set`` as a typed partial ``DeploymentSpec``, with where it was written."""
+
+    patch: Patch
+    """What the overlay may set (BP601/BP605 fields left out), validated field by field."""
+    view: Document
+    """The ``set`` as written at the loader's positions (under ``spec.set``), for diagnostics."""
+
+
+def typed_set(overlay: Entry[OverlaySpec]) -> TypedSet:
     doc = overlay.doc
-    return Document(
+    positions: dict[Loc, Position] = {
+        loc: pos for loc, pos in doc.positions.items() if loc[:2] == SET or SET[: len(loc)] == loc
+    }
+    view = Document(
         doc.path,
         doc.index,
         {"spec": {"set": overlay.spec.set}},
         doc.line,
         doc.column,
-        positions=doc.positions,
+        positions=positions,
         source=doc.source,
     )
+    return TypedSet(typed_patch(DeploymentSpec, settable(overlay)), view)
 
 
 def _holds(node: Any, step: str | int) -> bool:

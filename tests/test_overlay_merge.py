@@ -262,3 +262,20 @@ def test_effective_spec_never_reads_document_data(sets: list[dict[str, Any]]) ->
     assert spec == want_spec
     assert [d.format() for d in diags] == [d.format() for d in want_diags]
     assert all(d.path == "bp.yaml" and d.line > 1 for d in diags)
+
+
+def test_every_model_a_set_merges_into_has_defaults() -> None:
+    """A mapping merged onto a replaced slot starts from defaults: each nested model has them."""
+    from slmops_bp.overlay_merge import _default, _nested
+
+    seen: list[type[Any]] = []
+    todo: list[type[Any]] = [DeploymentSpec]
+    while todo:
+        model = todo.pop()
+        for name in model.model_fields:
+            nested = _nested(model, name)
+            if nested is not None and nested not in seen:
+                assert _default(nested) is not None
+                seen.append(nested)
+                todo.append(nested)
+    assert {m.__name__ for m in seen} >= {"VariantPolicy", "RuntimeSettings", "Rollout", "Health"}
