@@ -44,7 +44,7 @@ ROLLOUT_PER_HOST = ("health",)
 SET = ("spec", "set")
 
 
-def raw_set(overlay: Entry[OverlaySpec]) -> dict[str, Any]:
+def written_set(overlay: Entry[OverlaySpec]) -> dict[str, Any]:
     """The overlay's ``set`` as written, from its typed spec (the loader's positions match)."""
     return overlay.spec.set
 
@@ -79,10 +79,10 @@ def fixed_fields(overlay: Entry[OverlaySpec]) -> list[Diagnostic]:
             (*SET, key),
             key=True,
         )
-        for key in raw_set(overlay)
+        for key in written_set(overlay)
         if key in FIXED
     ]
-    rollout = raw_set(overlay).get("rollout", {})
+    rollout = written_set(overlay).get("rollout", {})
     where = (*SET, "rollout")
     if not isinstance(rollout, dict):
         out.append(overlay.diag("BP605", _ROLLOUT_MESSAGE.format(what="'rollout'"), where))
@@ -106,7 +106,7 @@ _ROLLOUT_MESSAGE = (
 
 def settable(overlay: Entry[OverlaySpec]) -> dict[str, Any]:
     """The part of the overlay's ``set`` that applies (BP601/BP605 fields left out)."""
-    layer = {k: v for k, v in raw_set(overlay).items() if k not in FIXED}
+    layer = {k: v for k, v in written_set(overlay).items() if k not in FIXED}
     rollout = layer.get("rollout")
     if "rollout" in layer:
         kept = (
@@ -206,7 +206,7 @@ def privacy_guardrail(
     policies: Mapping[str, Entry[PrivacyPolicySpec]],
 ) -> list[Diagnostic]:
     """BP602: ``set.privacy`` names a policy weaker than the deployment's on some field."""
-    name = raw_set(overlay).get("privacy")
+    name = written_set(overlay).get("privacy")
     if not isinstance(name, str) or name not in policies or dep.spec.privacy not in policies:
         return []
     weaker = weaker_fields(policies[name].spec, policies[dep.spec.privacy].spec)
