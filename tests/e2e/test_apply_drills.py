@@ -82,7 +82,12 @@ class Fleet:
         text = BASELINE_TEXT[self.root]
         text = text.replace('version: "1.0.0"', f'version: "{version}"', 1)
         text = text.replace(BASE_URI, path, 1)
-        text = re.sub(r"sha256: [0-9a-f]{64}", f"sha256: {_sha(data)}", text, count=1)
+        text = re.sub(
+            r"(artifact:\n\s+uri: \S+\n\s+)sha256: [0-9a-f]{64}",
+            rf"\g<1>sha256: {_sha(data)}",
+            text,
+            count=1,
+        )
         text = re.sub(r"size: \d+B", f"size: {len(data)}B", text, count=1)
         self.blueprints.write_text(text)
 
@@ -307,7 +312,12 @@ def test_a_changed_artifact_uri_of_the_running_release(deployed: Fleet) -> None:
     # its bytes (another file name would be staged beside them, and undone when its check fails)
     replaced = "/tiny-lm/1.0.0/replaced/tiny-lm-fp32.onnx"
     deployed.server.put(replaced, b"other bytes")
-    other = re.sub(r"sha256: [0-9a-f]{64}", f"sha256: {_sha(b'other bytes')}", text, count=1)
+    other = re.sub(
+        r"(artifact:\n\s+uri: \S+\n\s+)sha256: [0-9a-f]{64}",
+        rf"\g<1>sha256: {_sha(b'other bytes')}",
+        text,
+        count=1,
+    )
     deployed.blueprints.write_text(other.replace(BASE_URI, replaced, 1))
     try:
         code, out = deployed.apply_json()

@@ -83,8 +83,9 @@ class Fleet:
         text = self.baseline.replace('version: "1.0.0"', f'version: "{version}"', 1)
         text = re.sub(r"uri: http://127\.0\.0\.1:\d+/\S+", f"uri: {self.server.url(path)}",
                       text, count=1)  # fmt: skip
-        text = re.sub(r"sha256: [0-9a-f]{64}", f"sha256: {hashlib.sha256(MODEL).hexdigest()}",
-                      text, count=1)  # fmt: skip
+        digest = hashlib.sha256(MODEL).hexdigest()
+        text = re.sub(r"(artifact:\n\s+uri: \S+\n\s+)sha256: [0-9a-f]{64}",
+                      rf"\g<1>sha256: {digest}", text, count=1)  # fmt: skip
         text = re.sub(r"size: \d+B", f"size: {len(MODEL)}B", text, count=1)
         (self.root / "blueprints" / "fleet.yaml").write_text(text)
 

@@ -74,7 +74,11 @@ class ChatFleet:
         self.server.put(path, data)
         text = self.baseline.replace('version: "1.0.0"', f'version: "{version}"', 1)
         text = re.sub(r"uri: \S+", f"uri: {self.server.url(path)}", text, count=1)
-        text = re.sub(r"sha256: [0-9a-f]{64}", f"sha256: {hashlib.sha256(data).hexdigest()}", text)
+        text = re.sub(
+            r"(artifact:\n\s+uri: \S+\n\s+)sha256: [0-9a-f]{64}",
+            rf"\g<1>sha256: {hashlib.sha256(data).hexdigest()}",
+            text,
+        )
         text = re.sub(r"size: \d+B", f"size: {len(data)}B", text)
         if min_tps is not None:
             text = text.replace("min_tokens_per_s: 5", f"min_tokens_per_s: {min_tps}")

@@ -115,7 +115,12 @@ class Devices:
         self.server.put(path, data)
         text = self.baseline_text.replace('version: "1.0.0"', f'version: "{version}"', 1)
         text = text.replace(BASE_URI, path, 1)
-        text = re.sub(r"sha256: [0-9a-f]{64}", f"sha256: {_sha(data)}", text, count=1)
+        text = re.sub(
+            r"(artifact:\n\s+uri: \S+\n\s+)sha256: [0-9a-f]{64}",
+            rf"\g<1>sha256: {_sha(data)}",
+            text,
+            count=1,
+        )
         text = re.sub(r"size: \d+B", f"size: {len(data)}B", text, count=1)
         self.blueprints.write_text(text)
 
