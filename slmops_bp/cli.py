@@ -413,6 +413,34 @@ def status(
 
 
 @cli.command()
+@_inventory_option
+@_blueprints_option
+@click.option("-l", "--limit", "limit", metavar="PATTERN", help="Ansible host pattern.")
+@_format_option("text", "json", "html")
+@click.option(
+    "-o", "--output", "output", metavar="FILE",
+    help="Write the report atomically to FILE (html: one self-contained page).",
+)  # fmt: skip
+@_state_option
+def audit(
+    inventory: tuple[str, ...],
+    blueprints: str,
+    limit: str | None,
+    fmt: str,
+    output: str | None,
+    state_dir: str,
+) -> None:
+    """Evidence that each device enforces its deployments' privacy policies (read back).
+
+    Per host and deployment: the policy and its digest, the unit's effective settings, the
+    exposure score, the egress table, file modes and log retention, compared with the plan.
+    Exit 0 when every device enforces its policies, 1 on drift (one finding per field)."""
+    from slmops_bp.commands import audit as command
+
+    sys.exit(command.run(blueprints, inventory, fmt, limit, state_dir, output))
+
+
+@cli.command()
 @click.argument("deployment")
 @_inventory_option
 @_blueprints_option

@@ -1,0 +1,91 @@
+"""``bp audit``: read back how the devices enforce the plan's privacy policies; report drift."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from slmops_bp import report
+from slmops_bp.audit import audit_rows
+from slmops_bp.audit import report as audit_report
+from slmops_bp.pipeline import compile_and_plan
+from slmops_bp.plan import Plan
+from slmops_bp.run.devices import module_of
+from slmops_bp.run.execute import run_playbook
+from slmops_bp.run.rundir import fresh_run_dir, prune_runs
+
+AUDIT_MODULE = "slmops.bp.bp_audit"
+
+
+@dataclass
+class ReadBacks:
+    """Folds the events of the audit play: host → {deployment: read-back}, host → error."""
+
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def feed(self, event: Mapping[str, Any]) -> None:
+        data = event.get("event_data") or {}
+        host = data.get("host")
+        if not host:
+            return
+        res = data.get("res") or {}
+        kind = event.get("event")
+        if kind == "runner_on_ok" and module_of(data) == AUDIT_MODULE:
+            self.states[str(host)] = dict(res.get("deployments") or {})
+        elif kind in ("runner_on_failed", "runner_on_unreachable"):
+            self.errors[str(host)] = str(res.get("msg") or kind)
+
+
+def read_fleet(plan: Plan, inventories: Sequence[str], state_dir: Path, limit: str | None
+               ) -> ReadBacks:  # fmt: skip
+    from slmops_bp.render import render
+
+    run_dir = fresh_run_dir(state_dir)
+    render(plan, run_dir)
+    sources = [os.path.abspath(s) for s in inventories]
+    sources.append(str((run_dir / "inventory" / "hosts.yml").absolute()))
+    reading = ReadBacks()
+    run_playbook(run_dir.absolute(), "audit.yml", sources, limit=limit, on_event=reading.feed)
+    prune_runs(state_dir)
+    return reading
+
+
+def run(blueprints: str, inventory: Sequence[str], fmt: str, limit: str | None,
+        state_dir: str, output: str | None) -> int:  # fmt: skip
+    planned = compile_and_plan(blueprints, inventory)
+    if planned.plan is None:
+        report.write_text(planned.diagnostics, sys.stderr)
+        return 1
+    plan = planned.plan
+    reading = read_fleet(plan, inventory, Path(state_dir), limit)
+    rows = audit_rows(plan, reading.states, reading.errors)
+    if limit:
+        # the play ran on the limited hosts only: every one of them read back or failed
+        rows = [r for r in rows if r.host in reading.states or r.host in reading.errors]
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    if fmt == "json":
+        text = audit_report.to_json(rows, stamp)
+    elif fmt == "html":
+        text = audit_report.to_html(rows, stamp)
+    else:
+        text = audit_report.to_text(rows)
+    if output:
+        path = Path(output)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    else:
+        sys.stdout.write(text)
+    statuses = {r.status for r in rows}
+    if "error" in statuses:
+        for r in rows:
+            if r.error:
+                sys.stderr.write(f"bp: error: {r.host}: {r.error}\n")
+        return 2
+    return 1 if "drift" in statuses else 0
