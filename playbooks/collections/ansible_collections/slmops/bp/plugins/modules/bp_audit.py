@@ -14,7 +14,7 @@ short_description: Read back how a device enforces each deployment's privacy pol
 version_added: "0.1.0"
 description:
   - For every deployment named, reads what the device enforces, as the device reports it
-    (never what was written): the unit's effective settings (C(systemctl show)), the exposure
+    (never what was written), namely the unit's effective settings (C(systemctl show)), the exposure
     score (C(systemd-analyze security)), the deployment's nftables table and its allowed
     (address, port) pairs, the modes and owners of the deployment's directories and files,
     and the journald namespace configuration (retention).
@@ -73,7 +73,7 @@ import re
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.slmops.bp.plugins.module_utils.bp_contract import MODELS_DIR, STATE_DIR
+from ansible_collections.slmops.bp.plugins.module_utils.bp_contract import MODELS_DIR, POLICY_SUFFIX, STATE_DIR, STATE_SUFFIX
 from ansible_collections.slmops.bp.plugins.module_utils.bp_files import read_json
 
 SHOW_PROPERTIES = (
@@ -167,8 +167,8 @@ def files(root, systemd_dir, deployment):
                 if entry is not None and len(found) < MAX_FILES:
                     found.append(entry)
     extra = [
-        os.path.join(root, STATE_DIR, deployment + ".json"),
-        os.path.join(root, STATE_DIR, deployment + ".policy.json"),
+        os.path.join(root, STATE_DIR, deployment + STATE_SUFFIX),
+        os.path.join(root, STATE_DIR, deployment + POLICY_SUFFIX),
         os.path.join(systemd_dir, "system", "bp-%s.service" % deployment),
         os.path.join(systemd_dir, "journald@bp-%s.conf" % deployment),
         os.path.join(systemd_dir, "bp-%s.nft" % deployment),
@@ -209,7 +209,7 @@ def audit(module, root, systemd_dir, deployment):
               "nft": {"table": False, "rules": [], "reject": False, "tool": False},
               "files": files(root, systemd_dir, deployment),
               "journald": journald(systemd_dir, deployment), "errors": errors,
-              "privacy": read_json(os.path.join(root, STATE_DIR, deployment + ".json")).get("privacy")}
+              "privacy": read_json(os.path.join(root, STATE_DIR, deployment + STATE_SUFFIX)).get("privacy")}
     systemctl = module.get_bin_path("systemctl")
     if record["unit"] and systemctl:
         record["show"] = show(module, systemctl, unit, errors)
