@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +187,25 @@ def test_exit_status_follows_the_findings(
     result = CliRunner().invoke(cli, argv)
     assert result.exit_code == code, result.output
     assert HOST in out.read_text() and NONE_HOST in out.read_text()
+
+
+def test_a_policy_a_host_without_systemd_cannot_enforce_is_a_bp830_warning(
+    planned: tuple[Plan, str, str], tmp_path: Path
+) -> None:
+    (bp830,) = [d for d in planned[0].diagnostics if d.code == "BP830"]
+    assert bp830.severity == "warning" and bp830.path.endswith("fleet.yaml")
+    assert (
+        "policy 'strict' of deployment 'assistant' cannot be enforced on device class "
+        f"'nspawn-x86' (1 host(s) with bp_service_manager: none: {NONE_HOST}): "
+        "egress.default: deny, egress.allow, residency: device (sandbox), logging.retention"
+    ) in bp830.message
+    # a policy that decides nothing only systemd enforces: no warning
+    blueprints, inv = _write(tmp_path)
+    fleet = Path(blueprints) / "fleet.yaml"
+    text = fleet.read_text().replace("residency: device", "residency: region")
+    egress = r"egress:\n    default: deny\n    allow: \[[^]]*\]"
+    text = re.sub(egress, "egress: {default: allow}", text)
+    fleet.write_text(text.replace(", retention: 2d", ""))
+    result = compile_and_plan(blueprints, [inv])
+    assert result.plan is not None, result.diagnostics
+    assert [d for d in result.plan.diagnostics if d.code == "BP830"] == []
