@@ -178,7 +178,7 @@ def test_exit_status_follows_the_findings(
     if tamper:
         _set(evidence, tamper, "no")
     states = {} if errors else _states(evidence)
-    reading = audit_command.ReadBacks(states=states, errors=errors)
+    reading = audit_command.read_backs(states, errors)
     monkeypatch.setattr(audit_command, "read_fleet", lambda *a, **k: reading)
     out = tmp_path / "report.html"
     _, blueprints, inv = planned

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,42 +14,28 @@ from slmops_bp.audit import audit_rows
 from slmops_bp.audit import report as audit_report
 from slmops_bp.pipeline import compile_and_plan
 from slmops_bp.plan import Plan
-from slmops_bp.run.devices import module_of
+from slmops_bp.run.devices import DeviceStates
 from slmops_bp.run.execute import run_playbook
 from slmops_bp.run.rundir import fresh_run_dir, prune_runs
 
 AUDIT_MODULE = "slmops.bp.bp_audit"
 
 
-@dataclass
-class ReadBacks:
-    """Folds the events of the audit play: host → {deployment: read-back}, host → error."""
-
-    states: dict[str, dict[str, Any]] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-
-    def feed(self, event: Mapping[str, Any]) -> None:
-        data = event.get("event_data") or {}
-        host = data.get("host")
-        if not host:
-            return
-        res = data.get("res") or {}
-        kind = event.get("event")
-        if kind == "runner_on_ok" and module_of(data) == AUDIT_MODULE:
-            self.states[str(host)] = dict(res.get("deployments") or {})
-        elif kind in ("runner_on_failed", "runner_on_unreachable"):
-            self.errors[str(host)] = str(res.get("msg") or kind)
+def read_backs(states: dict[str, dict[str, Any]] | None = None,
+               errors: dict[str, str] | None = None) -> DeviceStates:  # fmt: skip
+    """The fold of the audit play's events: host → {deployment: read-back}, host → error."""
+    return DeviceStates(states or {}, errors or {}, module=AUDIT_MODULE)
 
 
 def read_fleet(plan: Plan, inventories: Sequence[str], state_dir: Path, limit: str | None
-               ) -> ReadBacks:  # fmt: skip
+               ) -> DeviceStates:  # fmt: skip
     from slmops_bp.render import render
 
     run_dir = fresh_run_dir(state_dir)
     render(plan, run_dir)
     sources = [os.path.abspath(s) for s in inventories]
     sources.append(str((run_dir / "inventory" / "hosts.yml").absolute()))
-    reading = ReadBacks()
+    reading = read_backs()
     run_playbook(run_dir.absolute(), "audit.yml", sources, limit=limit, on_event=reading.feed)
     prune_runs(state_dir)
     return reading

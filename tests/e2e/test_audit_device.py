@@ -83,7 +83,7 @@ def test_audit_proves_enforcement_then_names_each_tampered_field(
         Path(os.environ["BP_RECORD_AUDIT"]).write_text(record)
 
     html = tmp_path / "audit.html"
-    code, _, err = fleet.bp("audit", "--format", "html", "-o", str(html))
+    code, _, err = fleet.bp("audit", "--format", "html", "-o", str(html), "--limit", HOST)
     assert code == 0, err
     assert HOST in html.read_text() and "<link" not in html.read_text()
 
