@@ -1,10 +1,11 @@
 """Overlays: local adaptations of a deployment, deep-merged within guardrails (SPEC §2).
 
-An overlay's ``set`` is merged onto the deployment's raw ``spec`` (mappings merge
-key by key, lists and scalars replace, ``null`` resets a field to its default),
-broadest overlay first, and the result is validated as a ``DeploymentSpec``.
-Errors point into the overlay that wrote the offending key, else into the
-deployment.
+An overlay's ``set`` is merged onto the deployment's typed ``DeploymentSpec``
+(mappings merge key by key, lists and scalars replace), broadest overlay first:
+each value a ``set`` writes is validated against the field it lands on
+(:mod:`slmops_bp.overlay_merge`), so the result is what validating the deep
+merge of the documents would give, without reading raw document data.  Errors
+point into the overlay that wrote the offending value, at the loader's position.
 
 Guardrails: ``set`` may not change ``model``, ``deviceClasses`` or ``hosts``
 (BP601); of ``rollout`` it may set ``health`` only, the rest is the deployment's
@@ -17,16 +18,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from slmops_bp.blueprint import Entry
 from slmops_bp.diagnostics import Diagnostic
-from slmops_bp.load import Loc
+from slmops_bp.load import Document, Loc, Position
 from slmops_bp.model import DeploymentSpec, HostMatch, OverlaySpec, PrivacyPolicySpec
 from slmops_bp.model_errors import map_error_details
+from slmops_bp.overlay_merge import Node, Patch, apply, build, problems_of, typed_patch
 from slmops_bp.policy import weaker_fields
 
 FIXED = {
@@ -42,11 +44,9 @@ ROLLOUT_PER_HOST = ("health",)
 SET = ("spec", "set")
 
 
-def raw_set(overlay: Entry[OverlaySpec]) -> dict[str, Any]:
-    """The overlay's ``set`` as written (the data positions refer to)."""
-    spec = overlay.doc.data.get("spec")
-    value = spec.get("set") if isinstance(spec, dict) else None
-    return value if isinstance(value, dict) else {}
+def written_set(overlay: Entry[OverlaySpec]) -> dict[str, Any]:
+    """The overlay's ``set`` as written, from its typed spec (the loader's positions match)."""
+    return overlay.spec.set
 
 
 def merge(base: Any, top: Any) -> Any:
@@ -79,10 +79,10 @@ def fixed_fields(overlay: Entry[OverlaySpec]) -> list[Diagnostic]:
             (*SET, key),
             key=True,
         )
-        for key in raw_set(overlay)
+        for key in written_set(overlay)
         if key in FIXED
     ]
-    rollout = raw_set(overlay).get("rollout", {})
+    rollout = written_set(overlay).get("rollout", {})
     where = (*SET, "rollout")
     if not isinstance(rollout, dict):
         out.append(overlay.diag("BP605", _ROLLOUT_MESSAGE.format(what="'rollout'"), where))
@@ -106,7 +106,7 @@ _ROLLOUT_MESSAGE = (
 
 def settable(overlay: Entry[OverlaySpec]) -> dict[str, Any]:
     """The part of the overlay's ``set`` that applies (BP601/BP605 fields left out)."""
-    layer = {k: v for k, v in raw_set(overlay).items() if k not in FIXED}
+    layer = {k: v for k, v in written_set(overlay).items() if k not in FIXED}
     rollout = layer.get("rollout")
     if "rollout" in layer:
         kept = (
@@ -126,73 +126,65 @@ def effective_spec(
 ) -> tuple[DeploymentSpec | None, list[Diagnostic]]:
     """The deployment's spec with ``overlays`` applied in order (broadest first).
 
-    Fields an overlay may not change are reported (BP601) and left out; the
-    merged spec is validated strictly, its errors located in the document that
-    wrote the offending value.  ``None`` when the merged spec is invalid.
+    Merges typed values: the deployment's ``DeploymentSpec`` and each overlay's
+    :class:`TypedSet` (:mod:`slmops_bp.overlay_merge`); no document data is read.
+    Fields an overlay may not change are reported (BP601) and left out; a value
+    that does not validate is reported in the overlay that wrote it, at the
+    loader's position, unless a later overlay replaces it.  ``None`` when some
+    written value is invalid.
     """
     diags: list[Diagnostic] = []
-    merged: Any = dep.doc.data.get("spec")
-    layers: list[dict[str, Any]] = []
-    for overlay in overlays:
+    root = Node(dep.spec)
+    typed = [typed_set(overlay) for overlay in overlays]
+    for index, overlay in enumerate(overlays):
         diags += fixed_fields(overlay)
-        layer = settable(overlay)
-        layers.append(layer)
-        merged = merge(merged, layer)
-    if not layers:
+        apply(root, typed[index].patch, index)
+    if not overlays:
         return dep.spec, diags
-    try:
-        spec = DeploymentSpec.model_validate(merged)
-    except ValidationError as exc:
-        return None, diags + _locate(exc, merged, dep, overlays, layers)
-    return spec, diags
-
-
-def _locate(
-    exc: ValidationError,
-    merged: Any,
-    dep: Entry[DeploymentSpec],
-    overlays: Sequence[Entry[OverlaySpec]],
-    layers: Sequence[dict[str, Any]],
-) -> list[Diagnostic]:
+    problems = problems_of(root)
+    if not problems:
+        spec = build(root)
+        assert isinstance(spec, DeploymentSpec)
+        return spec, diags
     by_origin: dict[int, list[ErrorDetails]] = defaultdict(list)
-    for err in exc.errors(include_url=False):
-        by_origin[_origin(_existing(merged, err["loc"]), layers)].append(err)
-    out: list[Diagnostic] = []
+    for problem in problems:
+        by_origin[problem.origin].extend(problem.errors)
     for index, errors in sorted(by_origin.items()):
-        if index < 0:
-            out += map_error_details(errors, dep.doc, DeploymentSpec, ("spec",))
-        else:
-            out += map_error_details(errors, overlays[index].doc, DeploymentSpec, SET)
-    return out
+        diags += map_error_details(errors, typed[index].view, DeploymentSpec, SET)
+    return None, diags
 
 
-def _existing(data: Any, loc: Sequence[str | int]) -> Loc:
-    """The steps of a pydantic loc that exist in ``data`` (union tags and missing keys dropped)."""
-    out: list[str | int] = []
-    node = data
-    for step in loc:
-        if _holds(node, step):
-            node = node[step]
-            out.append(step)
-        elif isinstance(node, dict):
-            break
-    return tuple(out)
+@dataclass(frozen=True)
+class TypedSet:
+    """An overlay's ``set`` as a typed partial ``DeploymentSpec``, with where it was written."""
+
+    patch: Patch
+    """What the overlay may set (BP601/BP605 fields left out), validated field by field."""
+    view: Document
+    """The ``set`` as written at the loader's positions (under ``spec.set``), for diagnostics."""
+
+
+def typed_set(overlay: Entry[OverlaySpec]) -> TypedSet:
+    doc = overlay.doc
+    positions: dict[Loc, Position] = {
+        loc: pos for loc, pos in doc.positions.items() if loc[:2] == SET or SET[: len(loc)] == loc
+    }
+    view = Document(
+        doc.path,
+        doc.index,
+        {"spec": {"set": overlay.spec.set}},
+        doc.line,
+        doc.column,
+        positions=positions,
+        source=doc.source,
+    )
+    return TypedSet(typed_patch(DeploymentSpec, settable(overlay)), view)
 
 
 def _holds(node: Any, step: str | int) -> bool:
     if isinstance(node, dict):
         return step in node
     return isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
-
-
-def _origin(path: Loc, layers: Sequence[dict[str, Any]]) -> int:
-    """The last overlay whose ``set`` wrote ``path``, or -1 for the deployment."""
-    if not path:
-        return -1
-    for index in range(len(layers) - 1, -1, -1):
-        if has_path(layers[index], path):
-            return index
-    return -1
 
 
 def has_path(data: Any, path: Loc) -> bool:
@@ -214,7 +206,7 @@ def privacy_guardrail(
     policies: Mapping[str, Entry[PrivacyPolicySpec]],
 ) -> list[Diagnostic]:
     """BP602: ``set.privacy`` names a policy weaker than the deployment's on some field."""
-    name = raw_set(overlay).get("privacy")
+    name = written_set(overlay).get("privacy")
     if not isinstance(name, str) or name not in policies or dep.spec.privacy not in policies:
         return []
     weaker = weaker_fields(policies[name].spec, policies[dep.spec.privacy].spec)

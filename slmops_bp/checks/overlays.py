@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from slmops_bp.checks.context import Context
 from slmops_bp.diagnostics import Diagnostic, Severity
-from slmops_bp.overlays import SET, overlay_conflicts, privacy_guardrail, raw_set
+from slmops_bp.overlays import SET, overlay_conflicts, privacy_guardrail, written_set
 
 
 def weaker_privacy(ctx: Context) -> Iterable[Diagnostic]:
@@ -40,5 +40,5 @@ def empty_overlays(ctx: Context) -> Iterable[Diagnostic]:
             severity=Severity.WARNING,
         )
         for entry in ctx.bset.overlays.values()
-        if not raw_set(entry)
+        if not written_set(entry)
     ]

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from slmops_bp.contract import HOST_STATUSES
+
 # custom stats (keys of playbook_on_stats.event_data.artifact_data)
 GATE_STAT: Final = "bp_gate"  # deployment -> stage -> verdict
 OUTCOME_STAT: Final = "bp_outcome"  # deployment -> host -> outcome of a failed deploy
@@ -20,14 +22,11 @@ OUTCOME_STAT: Final = "bp_outcome"  # deployment -> host -> outcome of a failed 
 GATE_FIELDS: Final = ("halt", "stage", "failed", "failed_hosts", "total", "max_failures",
                       "message", "evaluated_on")  # fmt: skip
 
-# a host's outcome in a run (SPEC §4: `bp apply --format json`)
-OK: Final = "ok"
-FAILED: Final = "failed"
-UNREACHABLE: Final = "unreachable"
-ROLLED_BACK: Final = "rolled_back"
-SKIPPED: Final = "skipped"
+# a host's outcome in a run (SPEC §4: `bp apply --format json`): the words the device content
+# shares are the contract's; `interrupted` is bp's own (the controller stopped the run)
+OK, FAILED, UNREACHABLE, ROLLED_BACK, SKIPPED = HOST_STATUSES
 INTERRUPTED: Final = "interrupted"
-STATUSES: Final = (OK, FAILED, UNREACHABLE, ROLLED_BACK, SKIPPED, INTERRUPTED)
+STATUSES: Final = (*HOST_STATUSES, INTERRUPTED)
 # the words OUTCOME_STAT may carry (the playbook decides between them)
 DEPLOY_FAILURES: Final = (FAILED, ROLLED_BACK)
 

@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from support.sshd import descendants
+
 SUITE = "bookworm"
 PACKAGES = (
     "dbus",
@@ -174,29 +176,9 @@ def _customise(root: Path) -> None:
 # ------------------------------------------------------------------ processes
 
 
-def _children(pid: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
-    found: list[int] = []
-    frontier = [pid]
-    while frontier:
-        current = frontier.pop()
-        kids = [child for child, parent in parents.items() if parent == current]
-        found += kids
-        frontier += kids
-    return found
-
-
 def _container_init(pid: int) -> int | None:
     """The PID (on the host) of the container's PID 1 below nspawn process ``pid``."""
-    for child in _children(pid):
+    for child in descendants(pid):
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{child}/status").read_text().splitlines():
                 if line.startswith("NSpid:") and line.split()[-1] == "1" and len(line.split()) > 2:
@@ -477,7 +459,7 @@ class NspawnFleet:
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                for pid in [process.pid, *_children(process.pid)]:
+                for pid in [process.pid, *descendants(process.pid)]:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
                 process.wait(timeout=10)

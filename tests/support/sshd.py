@@ -75,7 +75,7 @@ def _run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def _children(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """Every live descendant of ``pid`` (from /proc), deepest last."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -180,7 +180,7 @@ class SshFleet:
         if process is None:
             return
         if process.poll() is None:
-            for pid in [process.pid, *_children(process.pid)]:
+            for pid in [process.pid, *descendants(process.pid)]:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
             try:
