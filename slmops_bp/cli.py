@@ -397,19 +397,27 @@ def serve(directory: str, host: str, port: int, quiet: bool) -> None:
     "--history-db", "history_db", metavar="FILE",
     help="Where the measurements read from the devices are kept (SQLite).",
 )  # fmt: skip
-def status(
-    inventory: tuple[str, ...],
-    blueprints: str,
-    limit: str | None,
-    fmt: str,
-    output: str | None,
-    state_dir: str,
-    history_db: str | None,
-) -> None:
+def status(inventory: tuple[str, ...], blueprints: str, limit: str | None, fmt: str,
+           output: str | None, state_dir: str, history_db: str | None) -> None:  # fmt: skip
     """What each device runs now (read from the device), its health, and drift from the plan."""
     from slmops_bp.commands import status as command
 
     sys.exit(command.run(blueprints, inventory, fmt, limit, state_dir, output, history_db))
+
+
+@cli.command()
+@_inventory_option
+@_blueprints_option
+@click.option("-l", "--limit", "limit", metavar="PATTERN", help="Ansible host pattern.")
+@_format_option("text", "json", "html")
+@click.option("-o", "--output", "output", metavar="FILE", help="Write the report to FILE.")
+@_state_option
+def audit(inventory: tuple[str, ...], blueprints: str, limit: str | None, fmt: str,
+          output: str | None, state_dir: str) -> None:  # fmt: skip
+    """Evidence, read back from each device, that it enforces its privacy policies (1: drift)."""
+    from slmops_bp.commands import audit as command
+
+    sys.exit(command.run(blueprints, inventory, fmt, limit, state_dir, output))
 
 
 @cli.command()
@@ -420,15 +428,8 @@ def status(
 @_format_option("text", "json")
 @_state_option
 @click.option("--history-db", "history_db", metavar="FILE", help="Audit log (SQLite) path.")
-def rollback(
-    deployment: str,
-    inventory: tuple[str, ...],
-    blueprints: str,
-    limit: str | None,
-    fmt: str,
-    state_dir: str,
-    history_db: str | None,
-) -> None:
+def rollback(deployment: str, inventory: tuple[str, ...], blueprints: str, limit: str | None,
+             fmt: str, state_dir: str, history_db: str | None) -> None:  # fmt: skip
     """Switch DEPLOYMENT back to the previous version kept on the devices, and check health."""
     from slmops_bp.commands import rollback as command
 

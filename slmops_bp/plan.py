@@ -255,7 +255,11 @@ def build_plan(bset: BlueprintSet, inventory: Inventory, measured: Measured | No
                 hp.assignments = [
                     _with_stage(a, number) if a.deployment == dep else a for a in hp.assignments
                 ]
-    plan.diagnostics = sorted(set(diags))
+    from slmops_bp.enforceable import unenforceable
+
+    placed = [(h, hp.device_class, a.deployment, a.privacy, inventory.hosts[h].vars)
+              for h, hp in plan.hosts.items() for a in hp.assignments]  # fmt: skip
+    plan.diagnostics = sorted(set(diags + unenforceable(bset, placed)))
     return plan
 
 

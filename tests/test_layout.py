@@ -182,8 +182,10 @@ CODE_OWNERS = {
     "BP5": ("slmops_bp.checks.policy",),  # privacy policy
     "BP6": ("slmops_bp.overlays", "slmops_bp.checks.overlays"),  # overlays
     "BP7": ("slmops_bp.checks.rollout",),  # rollout
-    "BP8": ("slmops_bp.inventory", "slmops_bp.plan", "slmops_bp.facts", "slmops_bp.measured"),
-    # inventory and plan; the facts hosts stand in with, the measurements the plan reads
+    "BP8": ("slmops_bp.inventory", "slmops_bp.plan", "slmops_bp.facts", "slmops_bp.measured",
+            "slmops_bp.enforceable"),
+    # inventory and plan; the facts hosts stand in with, the measurements the plan reads, what
+    # hosts without systemd cannot enforce
     "BP9": ("slmops_bp.lockfile",),  # lock and apply
 }
 CODE = re.compile(r"BP\d{3}")

@@ -200,7 +200,7 @@ def test_rendered_tree_passes_syntax_check_and_ansible_lint(tmp_path: Path) -> N
     out = tmp_path / "out"
     render_example(out)
     env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    for playbook in ("site.yml", "rollback.yml", "status.yml"):
+    for playbook in ("site.yml", "rollback.yml", "status.yml", "audit.yml"):
         proc = subprocess.run(
             [str(BIN / "ansible-playbook"), "--syntax-check", "-i", str(out / "inventory"),
              str(out / "project" / playbook)],

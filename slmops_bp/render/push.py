@@ -47,6 +47,7 @@ def render_files(plan: Plan) -> dict[str, str]:
             for d in context["deployments"]
         },
         "project/status.yml": template("status.yml.j2", context),
+        "project/audit.yml": template("audit.yml.j2", context),
         "project/ansible.cfg": ansible_cfg(HEADER, pull=False),
         "project/vars/bp.yml": ansible_yaml.dump(project_vars(plan), header=HEADER),
         **inventory_files(inventory, HEADER, note),

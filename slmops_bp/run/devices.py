@@ -20,6 +20,8 @@ class DeviceStates:
 
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    module: str = verdict.STATE_MODULE
+    """The module whose ``deployments`` result is folded (``bp audit``: its read-back module)."""
 
     def feed(self, event: Mapping[str, Any]) -> None:
         data = event.get("event_data") or {}
@@ -28,7 +30,7 @@ class DeviceStates:
             return
         res = data.get("res") or {}
         kind = event.get("event")
-        if kind == "runner_on_ok" and module_of(data) == verdict.STATE_MODULE:
+        if kind == "runner_on_ok" and module_of(data) == self.module:
             self.states[str(host)] = dict(res.get("deployments") or {})
         elif kind in ("runner_on_failed", "runner_on_unreachable"):
             self.errors[str(host)] = str(res.get("msg") or kind)
