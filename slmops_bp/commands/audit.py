@@ -15,8 +15,7 @@ from slmops_bp.audit import report as audit_report
 from slmops_bp.pipeline import compile_and_plan
 from slmops_bp.plan import Plan
 from slmops_bp.run.devices import DeviceStates
-from slmops_bp.run.execute import run_playbook
-from slmops_bp.run.rundir import fresh_run_dir, prune_runs
+from slmops_bp.run.readback import read_devices
 
 AUDIT_MODULE = "slmops.bp.bp_audit"
 
@@ -29,16 +28,7 @@ def read_backs(states: dict[str, dict[str, Any]] | None = None,
 
 def read_fleet(plan: Plan, inventories: Sequence[str], state_dir: Path, limit: str | None
                ) -> DeviceStates:  # fmt: skip
-    from slmops_bp.render import render
-
-    run_dir = fresh_run_dir(state_dir)
-    render(plan, run_dir)
-    sources = [os.path.abspath(s) for s in inventories]
-    sources.append(str((run_dir / "inventory" / "hosts.yml").absolute()))
-    reading = read_backs()
-    run_playbook(run_dir.absolute(), "audit.yml", sources, limit=limit, on_event=reading.feed)
-    prune_runs(state_dir)
-    return reading
+    return read_devices(plan, inventories, state_dir, limit, "audit.yml", read_backs())
 
 
 def run(blueprints: str, inventory: Sequence[str], fmt: str, limit: str | None,

@@ -18,8 +18,7 @@ from slmops_bp.plan import Plan
 from slmops_bp.quantities import human_size
 from slmops_bp.run import history
 from slmops_bp.run.devices import DeviceStates
-from slmops_bp.run.execute import run_playbook
-from slmops_bp.run.rundir import fresh_run_dir, prune_runs
+from slmops_bp.run.readback import read_devices
 
 
 @dataclass
@@ -62,15 +61,7 @@ class Row:
 def read_fleet(plan: Plan, inventories: Sequence[str], state_dir: Path, limit: str | None
                ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:  # fmt: skip
     """host → {deployment: device record}; host → error (unreachable / failed)."""
-    from slmops_bp.render import render
-
-    run_dir = fresh_run_dir(state_dir)
-    render(plan, run_dir)
-    sources = [os.path.abspath(s) for s in inventories]
-    sources.append(str((run_dir / "inventory" / "hosts.yml").absolute()))
-    reading = DeviceStates()
-    run_playbook(run_dir.absolute(), "status.yml", sources, limit=limit, on_event=reading.feed)
-    prune_runs(state_dir)
+    reading = read_devices(plan, inventories, state_dir, limit, "status.yml", DeviceStates())
     return reading.states, reading.errors
 
 
