@@ -25,7 +25,7 @@ from slmops_bp.pipeline import compile_blueprints
 pytest.importorskip("llama_cpp", reason="GGUF measuring needs llama-cpp-python (scripts/test)")
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-MEMORY_TOLERANCE = 0.25
+MEMORY_TOLERANCE = 0.30
 """How far the memory `bp build` records may be from what the device's health check sees."""
 HOSTS = ["sim-arm-01", "sim-arm-02", "sim-x86-01"]
 BUILT = {"assistant": ("tiny-lm", "int8-onnx"), "chat": ("tiny-llama", "q8-built")}
@@ -118,7 +118,7 @@ def test_init_build_apply(tmp_path: Path, llama_cpp_wheel: Path) -> None:
                 health = state["health"]
                 assert health["ok"] is True, health
                 observed = int(health["rss_bytes"])
-                # the recorded memory holds on the device: within 25 % of what it observed.
+                # the recorded memory holds on the device: within 30 % of what it observed.
                 # Peak RSS counts the engine library's file pages, and how many of them a load
                 # maps depends on how hot that file is in the page cache (the same script, the
                 # same onnxruntime 1.32.0, measured 56.0 MiB from a cold copy of the library and
