@@ -30,6 +30,11 @@ def group_name(deployment: str) -> str:
     return "bp_deploy_" + deployment.replace("-", "_")
 
 
+# Every host the plan assigns a deployment to: the run's up-front probe play (site.yml), the
+# read-back plays (status.yml, audit.yml) and the recovery play target it.
+MANAGED_GROUP = "bp_managed"
+
+
 def combo_vars(plan: Plan, combo: Combo) -> dict[str, Any]:
     """Everything the content needs for one deployment × combination (SPEC §6).
 
@@ -71,7 +76,7 @@ def inventory_data(plan: Plan) -> tuple[dict[str, Any], list[str]]:
             a.deployment: {"combo": a.combo, "stage": a.stage} for a in hp.assignments
         }
         hosts[name] = host_vars
-    children: dict[str, Any] = {"bp_managed": {"hosts": {h: {} for h in sorted(hosts)}}}
+    children: dict[str, Any] = {MANAGED_GROUP: {"hosts": {h: {} for h in sorted(hosts)}}}
     for dep in plan.order:
         batches = plan.stages.get(dep, [])
         if batches:
@@ -119,4 +124,4 @@ def playbook_context(plan: Plan) -> dict[str, Any]:
                 "max_failures": _count_or_percent(rollout.max_failures),
             }
         )
-    return {"deployments": deployments, "header": HEADER}
+    return {"deployments": deployments, "managed": MANAGED_GROUP, "header": HEADER}

@@ -5,18 +5,27 @@ publishes its verdict as the custom stat ``bp_gate`` (see :mod:`slmops_bp.run.ve
 This module reads that verdict, the deploy role's ``bp_outcome`` stat (failed or rolled
 back, per deployment and host) and Ansible's own per-host stats (``dark``, ``failures``,
 ``changed``, ``processed``) from the ``playbook_on_stats`` event. A play is known by its
-host pattern (the deployment's inventory group, which the compiler names), never by its
-display name; no task name or message text is looked at.
+host pattern (the deployment's inventory group, which the compiler names, or positions in
+it; the up-front probe play by the group of every managed host), never by its display name; no
+task name or message text is looked at.
+
+The probe play reads every planned device once and changes nothing: it decides no host's
+outcome. Its answers say which (deployment, host) pairs already run the plan; such a pair
+is ``ok`` (unchanged) once the rollout reached its stage, and ``skipped`` like any other
+host of a stage the run never reached (a halt, an interrupt).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from slmops_bp.plan import Plan
 from slmops_bp.run import verdict as v
+
+_GROUP = re.compile(r"[\[:]")  # where a pattern's leading group name ends
 
 
 @dataclass
@@ -83,10 +92,16 @@ class Rollout:
         )
 
     def groups(self) -> dict[str, str]:
-        """Play host pattern (the deployment's inventory group) → deployment."""
+        """The deployment's inventory group (which the compiler names) → deployment."""
         from slmops_bp.render import group_name
 
         return {group_name(dep): dep for dep in self.order}
+
+    def reached(self, dep: str, stage: int, frontier: tuple[int, int] | None) -> bool:
+        """Whether the rollout got to (deployment, stage): at or before ``frontier``."""
+        if frontier is None or dep not in self.order:
+            return False
+        return (self.order.index(dep), stage) <= frontier
 
     def stage_of(self, dep: str, host: str) -> int:
         return next((n for n, b in enumerate(self.stages.get(dep, []), start=1) if host in b), 0)
@@ -105,19 +120,27 @@ class Tracker:
     deployment: str = ""  # of the play in progress
     plays: dict[str, int] = field(default_factory=dict)  # deployment → batches started
     stats: dict[str, Any] | None = None  # event_data of playbook_on_stats
+    probe: str = "\0"  # host pattern of the up-front probe play
+    matched: set[tuple[str, str]] = field(default_factory=set)  # (dep, host) running the plan
 
     @classmethod
     def of(cls, rollout: Rollout) -> Tracker:
-        return cls(groups=rollout.groups())
+        from slmops_bp.render.data import MANAGED_GROUP
+
+        return cls(groups=rollout.groups(), probe=MANAGED_GROUP)
 
     def dep(self, data: Mapping[str, Any]) -> str:
+        """The deployment of a play, by its host pattern: the deployment's group, or (site.yml
+        after the up-front probe) its stages that need work, ``<group>[a:b]:<group>[c:d]``."""
         pattern = str(data.get("play_pattern") or data.get("pattern") or "")
-        return self.groups.get(pattern, pattern)
+        return self.groups.get(pattern) or self.groups.get(_GROUP.split(pattern)[0], pattern)
 
     def feed(self, event: Mapping[str, Any]) -> None:
         kind = event.get("event", "")
         data = event.get("event_data") or {}
-        if kind == "playbook_on_play_start":
+        if kind == "playbook_on_play_start" and str(data.get("play_pattern") or "") == self.probe:
+            self.deployment = ""  # the probe play: every deployment's hosts, read-only
+        elif kind == "playbook_on_play_start":
             self.deployment = self.dep(data)
             self.plays[self.deployment] = self.plays.get(self.deployment, 0) + 1
         elif kind == "playbook_on_task_start":
@@ -126,6 +149,9 @@ class Tracker:
             self.stats = dict(data)
         host = data.get("host")
         if not host or not str(kind).startswith("runner_on_"):
+            return
+        if str(data.get("play_pattern") or "") == self.probe:
+            self._probed(str(kind), str(host), data.get("res") or {})
             return
         key = (self.dep(data), str(host))
         res = data.get("res") or {}
@@ -138,6 +164,18 @@ class Tracker:
             self.unreachable.setdefault(key, str(res.get("msg", "") or "unreachable"))
         elif kind == "runner_on_ok" and res.get("changed"):
             self.changed[str(host)] = self.changed.get(str(host), 0) + 1
+
+    def _probed(self, kind: str, host: str, res: Mapping[str, Any]) -> None:
+        """The probe play reads devices and changes none: it decides no host's outcome. A
+        host without an answer (failed, unreachable) is tried again in its stage; a
+        deployment the answer says runs the plan is ``ok`` once the rollout reaches its
+        stage (see :func:`judge`)."""
+        answers = res.get("deployments")
+        if kind != "runner_on_ok" or res.get("failed") or not isinstance(answers, Mapping):
+            return
+        for dep, answer in answers.items():
+            if isinstance(answer, Mapping) and answer.get("work") is False:
+                self.matched.add((str(dep), host))
 
 
 def custom_stat(tracker: Tracker, name: str) -> dict[str, Any]:
@@ -164,11 +202,12 @@ def judge(rollout: Rollout, tracker: Tracker, rc: int, status: str) -> Outcome:
                         f"{verdict.get('total')} hosts failed or unreachable (max_failures "
                         f"{verdict.get('max_failures')})"
                     )
+    settled = _settled(rollout, tracker, complete=stats is not None and rc == 0)
     for dep in rollout.order:
         for number, batch in enumerate(rollout.stages.get(dep, []), start=1):
             for host in batch:
                 result = outcome.hosts.setdefault(host, HostResult(stage=number, deployment=dep))
-                status = _status(dep, host, tracker, deploy, carriers)
+                status = _status(dep, host, tracker, deploy, carriers, settled)
                 message = tracker.failed.get((dep, host)) or tracker.unreachable.get((dep, host))
                 _settle(result, status, number, dep, message or "")
     for name, result in outcome.hosts.items():
@@ -188,8 +227,30 @@ def _verdicts(by_stage: Any) -> list[tuple[int, Mapping[str, Any]]]:
             if str(stage).isdigit() and isinstance(verdict, Mapping)]  # fmt: skip
 
 
+def _settled(rollout: Rollout, tracker: Tracker, *, complete: bool) -> set[tuple[str, str]]:
+    """(deployment, host) pairs the probe found running the plan, in stages the rollout
+    reached: every stage when the playbook ran to its end, else up to the furthest stage
+    any host of a deployment's play was in (a halt, an interrupt, Ansible ending the run).
+    A host of a stage the run never reached is not touched (skipped), probed or not."""
+    frontier: tuple[int, int] | None = (len(rollout.order), 0) if complete else None
+    if not complete:
+        for dep, host in tracker.touched:
+            if dep in rollout.order:
+                mark = (rollout.order.index(dep), rollout.stage_of(dep, host))
+                frontier = mark if frontier is None else max(frontier, mark)
+    return {
+        (dep, host) for dep, host in tracker.matched
+        if rollout.reached(dep, rollout.stage_of(dep, host), frontier)
+    }  # fmt: skip
+
+
 def _status(
-    dep: str, host: str, tracker: Tracker, deploy: Mapping[str, Any], carriers: set[str]
+    dep: str,
+    host: str,
+    tracker: Tracker,
+    deploy: Mapping[str, Any],
+    carriers: set[str],
+    settled: set[tuple[str, str]],
 ) -> str:
     key = (dep, host)
     record = (deploy.get(dep) or {}).get(host) if isinstance(deploy.get(dep), Mapping) else None
@@ -199,7 +260,7 @@ def _status(
         return str(record["status"])
     if key in tracker.failed and host not in carriers:
         return v.FAILED
-    if key in tracker.touched:
+    if key in tracker.touched or key in settled:
         return v.OK
     return v.SKIPPED
 

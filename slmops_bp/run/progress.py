@@ -20,6 +20,8 @@ class Progress:
         self.enabled = enabled
         self.live: Any = None
         self.deployment = ""
+        self.pending = False  # a play started, its stage not yet known
+        self.stage = 0
         self.tty = sys.stderr.isatty()
 
     def __enter__(self) -> Progress:
@@ -47,18 +49,32 @@ class Progress:
         kind = event.get("event")
         if kind == "playbook_on_play_start":  # the tracker has folded the event already
             self.deployment = tracker.deployment
+            self.pending = True
+            if self.live is None and not self.deployment:
+                hosts = len({h for bs in self.plan.stages.values() for b in bs for h in b})
+                sys.stderr.write(f"bp: probing {hosts} hosts (read-only)\n")
+                sys.stderr.flush()
+        elif self.pending and self.deployment and kind == "runner_on_start":
+            # a batch is a stage that needs work: its first host names the stage
+            self.pending = False
+            self.stage = self._stage_of(str((event.get("event_data") or {}).get("host", "")))
             if self.live is None:
                 total = len(self.plan.stages.get(self.deployment, []))
-                batch = tracker.plays.get(self.deployment, 0)
-                sys.stderr.write(f"bp: {self.deployment}: stage {batch}/{total} started\n")
+                sys.stderr.write(f"bp: {self.deployment}: stage {self.stage}/{total} started\n")
                 sys.stderr.flush()
         if self.live is not None:
             self.live.update(self._line(tracker))
 
+    def _stage_of(self, host: str) -> int:
+        stages = self.plan.stages.get(self.deployment, [])
+        return next((n for n, b in enumerate(stages, start=1) if host in b), 0)
+
     def _line(self, tracker: Tracker) -> str:
         dep = self.deployment
+        if not dep:
+            return f"probing the devices (read-only)  task: {tracker.task}"
         stages = self.plan.stages.get(dep, [])
-        stage = tracker.plays.get(dep, 0)
+        stage = self.stage
         targets = sum(len(b) for b in stages)
         done = sum(1 for d, _ in tracker.touched if d == dep)
         failed = sum(1 for d, _ in tracker.failed if d == dep)

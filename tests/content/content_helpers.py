@@ -27,6 +27,7 @@ import yaml
 from slmops_bp import ansible_yaml
 from slmops_bp.facts import resolve_facts
 from slmops_bp.policy import egress_entries
+from slmops_bp.render.data import MANAGED_GROUP
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
@@ -111,7 +112,7 @@ def render_template(name: str, deployments: list[dict[str, Any]]) -> str:
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
     )
     return env.from_string((PLAYBOOKS / "templates" / name).read_text()).render(
-        deployments=deployments
+        deployments=deployments, managed=MANAGED_GROUP
     )
 
 
@@ -297,6 +298,7 @@ def write_data_dir(
         if host in assign:
             hv["bp_assign"] = assign[host]
         hosts[host] = hv
+    groups[MANAGED_GROUP] = {"hosts": dict.fromkeys(sorted(assign))}
     inventory = {"all": {"hosts": hosts, "children": groups}}
     (data_dir / "inventory" / "hosts.yml").write_text(yaml.safe_dump(inventory, sort_keys=True))
     (data_dir / "env" / "envvars").write_text(yaml.safe_dump(runner_env()))

@@ -117,3 +117,52 @@ def test_bp_probe_spec_digests_the_resolved_desired_state() -> None:
     assert other_root["desired"] != first["desired"]
     with pytest.raises(AnsibleFilterError, match="no resolved data"):
         bp.bp_probe_spec({"gone": {"combo": "c0"}}, {"dep": {"c0": combo}}, "/opt/slmops")
+
+
+def _answered(work: bool) -> dict[str, object]:
+    return {"changed": False, "deployments": {"dep": {"work": work, "reasons": []}}}
+
+
+# the deployment's group in stage order: a | b c | d e f; what the up-front probe registered
+WORK_HOSTS = ["a", "b", "c", "d", "e", "f"]
+WORK_STAGES = {"a": 1, "b": 2, "c": 2, "d": 3, "e": 3, "f": 3}
+
+
+def _hostvars(probed: dict[str, object]) -> dict[str, dict[str, object]]:
+    return {
+        h: {"bp_assign": {"dep": {"combo": "c0", "stage": WORK_STAGES[h]}}}
+        | ({"deploy_probe_run": probed[h]} if h in probed else {})
+        for h in WORK_HOSTS
+    }
+
+
+@pytest.mark.parametrize(
+    ("probed", "pattern", "serial"),
+    [
+        # nothing to do: a pattern that matches no host, no batch
+        ({h: _answered(False) for h in WORK_HOSTS}, "g:!g", []),
+        # one host of stage 3 differs: its whole stage is the one batch
+        ({h: _answered(h == "e") for h in WORK_HOSTS}, "g[3:5]", [3]),
+        # the canary and stage 3: two batches, the canary first
+        ({h: _answered(h in "ad") for h in WORK_HOSTS}, "g[0:0]:g[3:5]", [1, 3]),
+        # a probe that gave no answer (unreachable, failed) counts as work for its stage
+        (
+            {h: _answered(False) for h in WORK_HOSTS}
+            | {"b": {"unreachable": True, "msg": "refused"}, "c": {"failed": True, "msg": "x"}},
+            "g[1:2]",
+            [2],
+        ),
+        # stages 1 and 2 adjacent: one range; --limit left d, f out: serial counts e only
+        (
+            {h: _answered(h in "abe") for h in ("a", "b", "c", "e")},
+            "g[0:5]",
+            [1, 2, 1],
+        ),
+    ],
+)
+def test_work_pattern_and_serial_select_the_stages_that_need_work(
+    probed: dict[str, object], pattern: str, serial: list[int]
+) -> None:
+    hostvars = _hostvars(probed)
+    assert bp.bp_work_pattern(WORK_HOSTS, hostvars, "g", "dep") == pattern
+    assert bp.bp_work_serial(WORK_HOSTS, hostvars, "dep") == serial

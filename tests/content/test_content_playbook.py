@@ -32,7 +32,7 @@ from content_helpers import (
     write_data_dir,
 )
 
-from slmops_bp.executions import module_executions
+from slmops_bp.executions import is_module_execution, module_executions
 
 pytestmark = pytest.mark.integration
 
@@ -232,6 +232,66 @@ def test_second_run_changes_nothing(scenario: Scenario, float_model: bytes) -> N
     assert not scenario.pwned.exists()
 
 
+def drift(scenario: Scenario, *hosts: str) -> None:
+    """Make the state of ``hosts`` differ from the plan (another desired-state digest)."""
+    for host in hosts:
+        path = scenario.fleet.bp_root(host) / "state" / f"{DEP}.json"
+        state = json.loads(path.read_text())
+        state["desired"] = "sha256:" + "0" * 64
+        path.write_text(json.dumps(state))
+
+
+def deploy_order(result: RunResult) -> list[str]:
+    """Hosts in the order their module executions happened, probes of the probe play left out."""
+    return [
+        e["event_data"]["host"]
+        for e in result.events
+        if is_module_execution(e) and e["event_data"]["task_action"] != "slmops.bp.bp_probe"
+    ]
+
+
+def gate_stages(result: RunResult) -> dict[str, Any]:
+    (stats,) = [e for e in result.events if e["event"] == "playbook_on_stats"]
+    return dict(stats["event_data"]["artifact_data"].get("bp_gate", {}).get(DEP, {}))
+
+
+def test_only_the_stages_that_need_work_get_a_batch(
+    scenario: Scenario, float_model: bytes
+) -> None:
+    """One host of stage 2 drifted: every host is probed once, up front; stage 1 (the canary
+    runs the plan) has no batch; stage 2 is one batch whose matching host runs nothing on the
+    device; its gate passes."""
+    drift(scenario, "edge-03")
+    result = scenario.deploy("1.0.0", float_model)
+    assert result.rc == 0, result.stdout[-3000:]
+    probes = [d for d in result.results() if d["task_action"] == "slmops.bp.bp_probe"]
+    assert sorted(d["host"] for d in probes if not d["res"].get("reused")) == HOSTS
+    assert all(d["play_pattern"] == "bp_managed" for d in probes[:3])
+    executions = module_executions(result.events)
+    assert executions["edge-01"] == 1 and executions["edge-02"] == 1, executions
+    assert executions["edge-03"] > 1 and set(deploy_order(result)) == {"edge-03"}
+    assert [d["task"] for d in result.results("edge-01")] == [
+        "Probe the device once for all its deployments"
+    ]  # the canary is in no batch
+    assert list(gate_stages(result)) == ["2"] and not gate_stages(result)["2"]["halt"]
+    assert gate_stages(result)["2"]["total"] == 2  # the whole stage, as without the probe play
+    assert read_state(scenario.fleet, "edge-03", DEP)["desired"] != "sha256:" + "0" * 64
+
+
+def test_the_canary_goes_first_among_the_hosts_that_need_work(
+    scenario: Scenario, float_model: bytes
+) -> None:
+    drift(scenario, "edge-01", "edge-02")
+    result = scenario.deploy("1.0.0", float_model)
+    assert result.rc == 0, result.stdout[-3000:]
+    order = deploy_order(result)
+    assert order[0] == "edge-01" and "edge-03" not in order, order
+    # every module execution on the canary (its stage: deploy, health) before stage 2's
+    assert order.index("edge-02") > len(order) - 1 - order[::-1].index("edge-01"), order
+    assert sorted(gate_stages(result)) == ["1", "2"]
+    assert module_executions(result.events)["edge-03"] == 1
+
+
 def test_sha256_mismatch_keeps_old_release_and_halts(
     scenario: Scenario, float_model: bytes, int64_model: bytes
 ) -> None:
@@ -244,9 +304,8 @@ def test_sha256_mismatch_keeps_old_release_and_halts(
         "sha256 mismatch" in messages["edge-01"][-1]
         and sha256(int64_model) in messages["edge-01"][-1]
     )
-    assert (
-        result.results("edge-02") == [] and result.results("edge-03") == []
-    )  # later stage untouched
+    for host in ("edge-02", "edge-03"):  # later stage untouched: the up-front probe read it
+        assert [d["task_action"] for d in result.results(host)] == ["slmops.bp.bp_probe"]
     for host in HOSTS:
         assert current_target(fleet, host, DEP) == "1.0.0-int8-onnx"
         new = release_dir(fleet, host, "1.1.0-int8-onnx")
@@ -433,7 +492,8 @@ def test_whole_batch_failing_ends_the_run(
     result = run_playbook(data_dir)
     assert result.rc != 0
     assert "preflight failed for g-01" in result.failure_messages()["g-01"][-1]
-    assert result.results("g-02") == [] and result.results("g-03") == []
+    for host in ("g-02", "g-03"):  # later stage untouched: the up-front probe read it
+        assert [d["task_action"] for d in result.results(host)] == ["slmops.bp.bp_probe"]
     for host in fleet.hosts:
         assert not (fleet.bp_root(host) / "state").exists()
 

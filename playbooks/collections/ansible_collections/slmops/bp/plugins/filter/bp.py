@@ -168,6 +168,74 @@ def bp_stage_gate(batch, hosts_all, stages, max_failures):
             "max_failures": max_failures, "message": message if halt else ""}
 
 
+def _probe_answers(result):
+    """The probe's per-deployment answers in a registered result, or None if it gave none."""
+    answers = result.get("deployments") if isinstance(result, dict) else None
+    if not isinstance(answers, dict) or result.get("failed") or result.get("unreachable"):
+        return None
+    return answers
+
+
+def _host_var(hostvars, host, name):
+    try:
+        host_vars = hostvars[host]
+        return host_vars[name] if name in host_vars else None
+    except KeyError:
+        return None
+
+
+def _stages_needing_work(hosts, hostvars, deployment):
+    """Each host's rollout stage of the deployment, and the stages that need work: a probed
+    host of the stage differs from the plan (``work``) or gave no answer (the probe failed
+    or the host was unreachable). Hosts the probe play did not run on (``--limit``) have no
+    registered answer and decide nothing."""
+    stages, need, probed = [], set(), []
+    for host in hosts:
+        assign = _host_var(hostvars, host, "bp_assign") or {}
+        stage = (assign.get(deployment) or {}).get("stage")
+        stages.append(stage)
+        result = _host_var(hostvars, host, "deploy_probe_run")
+        probed.append(result is not None)
+        if result is None:
+            continue
+        answer = (_probe_answers(result) or {}).get(deployment)
+        if not isinstance(answer, dict) or answer.get("work", True):
+            need.add(stage)
+    return stages, need, probed
+
+
+def bp_work_pattern(hosts, hostvars, group, deployment):
+    """Host pattern of a deployment's staged play after the run's up-front probe.
+
+    ``hosts``: the deployment's inventory group ``group`` (``groups[group]``, in stage order).
+    The pattern selects, by position in the group, every host of each rollout stage that
+    needs work (see ``_stages_needing_work``), so a stage's batch and its gate are the same as
+    without the up-front probe (its hosts that gave no answer are tried again there), and a
+    stage whose hosts all run the plan has no batch. No stage: a pattern that matches no host.
+    """
+    stages, need, _ = _stages_needing_work(hosts, hostvars, deployment)
+    ranges, start = [], None
+    for index, stage in enumerate(list(stages) + [None]):
+        inside = index < len(stages) and stage in need
+        if inside and start is None:
+            start = index
+        elif not inside and start is not None:
+            ranges.append("%s[%d:%d]" % (group, start, index - 1))
+            start = None
+    return ":".join(ranges) if ranges else "%s:!%s" % (group, group)
+
+
+def bp_work_serial(hosts, hostvars, deployment):
+    """``serial`` of a deployment's staged play after the run's up-front probe: per rollout
+    stage that needs work, in stage order, how many of its hosts the probe play ran on."""
+    stages, need, probed = _stages_needing_work(hosts, hostvars, deployment)
+    counts = {}
+    for stage, seen in zip(stages, probed):
+        if seen and stage in need:
+            counts[stage] = counts.get(stage, 0) + 1
+    return [counts[s] for s in sorted(counts)]
+
+
 _CONTENT_DIGEST = []
 
 
@@ -242,4 +310,6 @@ class FilterModule(object):
             "bp_service_user": bp_service_user,
             "bp_stage_gate": bp_stage_gate,
             "bp_probe_spec": bp_probe_spec,
+            "bp_work_pattern": bp_work_pattern,
+            "bp_work_serial": bp_work_serial,
         }
