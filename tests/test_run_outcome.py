@@ -64,6 +64,44 @@ def test_nothing_to_do_is_ok_with_no_change_anywhere() -> None:
     assert outcome.ok
 
 
+def test_a_no_change_run_is_the_probe_play_alone() -> None:
+    """Every host is read once by the probe play and runs the plan: no deployment play has a
+    batch, nothing is touched, and each host is ok by its probe answer."""
+    events, rollout, _, _ = load("nochange")
+    outcome, tracker = replay("nochange")
+    ran = {e["event_data"]["play_pattern"] for e in events if e["event"] == "runner_on_ok"}
+    assert ran == {"bp_managed"} and tracker.touched == set()
+    assert tracker.matched == {("assistant", h) for h in (CANARY, *STAGE_2)}
+    assert outcome.ok and statuses(outcome) == dict.fromkeys((CANARY, *STAGE_2), "ok")
+    # without its playbook_on_stats (the run did not end), nobody is reported as reached
+    unfinished = [e for e in events if e["event"] != "playbook_on_stats"]
+    tracker = Tracker.of(rollout)
+    for event in unfinished:
+        tracker.feed(event)
+    assert set(statuses(judge(rollout, tracker, -1, "error")).values()) == {"skipped"}
+
+
+def probe_says_no_work(
+    events: list[dict[str, Any]], hosts: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """The probe play's answers for ``hosts`` turned into "runs the plan"."""
+    out = copy.deepcopy(events)
+    for event in out:
+        data = event["event_data"]
+        answers = (data.get("res") or {}).get("deployments")
+        if data.get("play_pattern") == "bp_managed" and data.get("host") in hosts and answers:
+            for answer in answers.values():
+                answer["work"] = False
+    return out
+
+
+def test_a_host_of_a_stage_the_halted_rollout_never_reached_is_skipped_even_if_it_matched() -> None:
+    events = probe_says_no_work(load("halted")[0], STAGE_2)
+    outcome, tracker = replay("halted", events)
+    assert {h for _, h in tracker.matched} == set(STAGE_2)
+    assert statuses(outcome) == {CANARY: "failed", STAGE_2[0]: "skipped", STAGE_2[1]: "skipped"}
+
+
 def test_a_canary_that_fails_its_download_halts_stage_1_and_nobody_else_moves() -> None:
     outcome, _ = replay("halted")
     assert statuses(outcome) == {CANARY: "failed", STAGE_2[0]: "skipped", STAGE_2[1]: "skipped"}
