@@ -81,6 +81,18 @@ def test_a_no_change_run_is_the_probe_play_alone() -> None:
     assert set(statuses(judge(rollout, tracker, -1, "error")).values()) == {"skipped"}
 
 
+def test_a_failed_run_that_went_to_its_end_still_reports_the_matching_hosts_ok() -> None:
+    """rc != 0 without a halt (a host failed within max_failures): the playbook ran to its
+    end, so the hosts the probe found running the plan were reached: ok, not skipped."""
+    events, rollout, _, _ = load("nochange")
+    tracker = Tracker.of(rollout)
+    for event in events:
+        tracker.feed(event)
+    outcome = judge(rollout, tracker, 2, "failed")
+    assert outcome.halted_at_stage is None
+    assert statuses(outcome) == dict.fromkeys((CANARY, *STAGE_2), "ok")
+
+
 def probe_says_no_work(
     events: list[dict[str, Any]], hosts: tuple[str, ...]
 ) -> list[dict[str, Any]]:

@@ -202,7 +202,30 @@ def judge(rollout: Rollout, tracker: Tracker, rc: int, status: str) -> Outcome:
                         f"{verdict.get('total')} hosts failed or unreachable (max_failures "
                         f"{verdict.get('max_failures')})"
                     )
-    settled = _settled(rollout, tracker, complete=stats is not None and rc == 0)
+    # the playbook ran to its end unless a gate halted it or Ansible ended it (found below)
+    complete = stats is not None and outcome.halted_at_stage is None
+    _fold(outcome, rollout, tracker, deploy, carriers, _settled(rollout, tracker, complete))
+    if outcome.halted_at_stage is None and stats is not None and rc != 0:
+        _ended_by_ansible(outcome, rollout, gate)
+        if outcome.halted_at_stage is not None:  # later stages were never reached
+            outcome.hosts = {}
+            _fold(outcome, rollout, tracker, deploy, carriers, _settled(rollout, tracker, False))
+    for name, result in outcome.hosts.items():
+        if stats is not None:
+            result.changed = int((stats.get("changed") or {}).get(name, 0))
+        else:
+            result.changed = tracker.changed.get(name, 0)
+    return outcome
+
+
+def _fold(
+    outcome: Outcome,
+    rollout: Rollout,
+    tracker: Tracker,
+    deploy: Mapping[str, Any],
+    carriers: set[str],
+    settled: set[tuple[str, str]],
+) -> None:
     for dep in rollout.order:
         for number, batch in enumerate(rollout.stages.get(dep, []), start=1):
             for host in batch:
@@ -210,14 +233,6 @@ def judge(rollout: Rollout, tracker: Tracker, rc: int, status: str) -> Outcome:
                 status = _status(dep, host, tracker, deploy, carriers, settled)
                 message = tracker.failed.get((dep, host)) or tracker.unreachable.get((dep, host))
                 _settle(result, status, number, dep, message or "")
-    for name, result in outcome.hosts.items():
-        if stats is not None:
-            result.changed = int((stats.get("changed") or {}).get(name, 0))
-        else:
-            result.changed = tracker.changed.get(name, 0)
-    if outcome.halted_at_stage is None and stats is not None and rc != 0:
-        _ended_by_ansible(outcome, rollout, gate)
-    return outcome
 
 
 def _verdicts(by_stage: Any) -> list[tuple[int, Mapping[str, Any]]]:
@@ -227,7 +242,7 @@ def _verdicts(by_stage: Any) -> list[tuple[int, Mapping[str, Any]]]:
             if str(stage).isdigit() and isinstance(verdict, Mapping)]  # fmt: skip
 
 
-def _settled(rollout: Rollout, tracker: Tracker, *, complete: bool) -> set[tuple[str, str]]:
+def _settled(rollout: Rollout, tracker: Tracker, complete: bool) -> set[tuple[str, str]]:
     """(deployment, host) pairs the probe found running the plan, in stages the rollout
     reached: every stage when the playbook ran to its end, else up to the furthest stage
     any host of a deployment's play was in (a halt, an interrupt, Ansible ending the run).
