@@ -33,9 +33,13 @@ description:
     1000 / median step latency in milliseconds."
   - With O(state_path) the result is written into that state file's C(health) (atomically), when
     the file still describes O(release).
-  - RV(rss_bytes) is the resident memory of the engine - of the service's main process when
-    O(service_manager=systemd) runs one (C(bp-<name>.service)), else the peak resident memory of the
-    engine process(es) the check itself ran - written into the health record too.
+  - RV(rss_bytes) is the memory of the engine - of the service's main process when
+    O(service_manager=systemd) runs one (C(bp-<name>.service)), else of the engine process the check
+    itself ran - written into the health record too. It is the peak of the memory the process owns
+    (anonymous plus shared, C(RssAnon + RssShmem)) plus the size of the model file when the engine
+    maps it (llama.cpp maps GGUF); pages of shared libraries do not count, as their number depends on
+    the page cache. C(bp build) records a variant's C(memory) with the same measure. Engines run as
+    their own programs (C(llama-cli), C(ollama), C(custom)) report their peak resident memory instead.
 author: slmops-bp contributors
 options:
   engine:
@@ -128,7 +132,7 @@ tokens_per_s:
   returned: when the model ran
   type: float
 rss_bytes:
-  description: Resident memory of the engine in bytes (the service's main process, else the peak of the processes the check ran).
+  description: Memory of the engine in bytes (the service's main process, else the check's engine); see the description.
   returned: when it could be read
   type: int
 rss_source:
@@ -173,7 +177,7 @@ from ansible_collections.slmops.bp.plugins.module_utils.bp_files import (
     read_json,
     utc_now,
 )
-from ansible_collections.slmops.bp.plugins.module_utils.bp_scripts import HEALTH_SCRIPTS
+from ansible_collections.slmops.bp.plugins.module_utils.bp_scripts import HEALTH_SCRIPTS, RESIDENT
 
 QUIET_ENV = {
     "DO_NOT_TRACK": "1",
@@ -185,6 +189,9 @@ QUIET_ENV = {
 TPS_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?) tokens per second")
 OLLAMA_RATE_RE = re.compile(r"eval rate:\s+([0-9]+(?:\.[0-9]+)?) tokens/s")
 LLAMA_ERROR_RES = (re.compile(r"\berror\b", re.IGNORECASE), re.compile(r"failed to load", re.IGNORECASE))
+# The health scripts' memory measure, defined once (bp_scripts.RESIDENT), for a running service.
+RESIDENT_NS = {"__name__": "bp_resident"}
+exec(compile(RESIDENT, "bp_resident", "exec"), RESIDENT_NS)
 
 
 class Check(object):
@@ -374,8 +381,9 @@ def tail(text):
     return error_line(text, 2000)
 
 
-def service_rss(name, service_manager):
-    """Resident bytes of the main process of ``bp-<name>.service``; None when none runs."""
+def service_rss(name, service_manager, model):
+    """The memory of the main process of ``bp-<name>.service`` (process_memory); None when
+    none runs."""
     if service_manager != "systemd":
         return None
     try:
@@ -384,19 +392,14 @@ def service_rss(name, service_manager):
         pid = int(proc.stdout.decode("ascii", "replace").strip() or 0)
     except (OSError, ValueError, subprocess.SubprocessError):
         return None
-    return process_rss(pid) if pid > 0 else None
+    return process_memory(pid, model) if pid > 0 else None
 
 
-def process_rss(pid):
-    """VmRSS of a running process in bytes, None when it cannot be read."""
-    try:
-        with open("/proc/%d/status" % pid) as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+def process_memory(pid, model):
+    """The memory of a running engine process in bytes, measured as the health scripts measure
+    their own (bp_scripts.RESIDENT: owned memory at its peak plus the model file when mapped);
+    None when it cannot be read."""
+    return RESIDENT_NS["engine_bytes"](model, pid)
 
 
 def children_peak_rss():
@@ -406,12 +409,12 @@ def children_peak_rss():
     return int(peak) * 1024 if peak > 0 else None
 
 
-def measure_rss(name, service_manager, reported=None):
-    """(bytes, source) of the engine's resident memory, or (None, None): the running service's
-    main process; else the peak the check's engine reported of itself (VmHWM, reset by exec);
-    else the largest child's ru_maxrss (which may include the peak of the process it forked
-    from)."""
-    rss = service_rss(name, service_manager)
+def measure_rss(name, service_manager, model, reported=None):
+    """(bytes, source) of the engine's memory, or (None, None): the running service's main
+    process; else what the check's engine reported of itself (the health scripts); else the
+    largest child's peak RSS (engines run as their own programs: llama-cli, ollama, custom,
+    where the library pages count too)."""
+    rss = service_rss(name, service_manager, model)
     if rss:
         return rss, "service"
     if isinstance(reported, int) and not isinstance(reported, bool) and reported > 0:
@@ -485,7 +488,7 @@ def main():
                 params["name"], service.get("url"), service.get("error"))
     health = judge(raw, module.params["min_tokens_per_s"])
     rss, rss_source = measure_rss(module.params["name"], module.params["service_manager"],
-                                  raw.get("rss_bytes"))
+                                  module.params["model"], raw.get("rss_bytes"))
     if rss:
         health["rss_bytes"] = rss
     changed = False
