@@ -23,7 +23,8 @@ bp_health = import_collection_module("plugins.modules.bp_health")
 params = json.loads(sys.argv[2])
 before = bp_health.measure_rss("dep", "none", params["model"])
 raw = bp_health.Check(params).execute() if params["model"] else {}
-print(json.dumps({"before": before, "after": bp_health.measure_rss("dep", "none", params["model"]), "raw": raw}))
+after = bp_health.measure_rss("dep", "none", params["model"])
+print(json.dumps({"before": before, "after": after, "raw": raw}))
 """
 
 
