@@ -169,3 +169,15 @@ def test_a_running_service_is_measured_the_same_way(tmp_path: Path) -> None:
         child.stdin.close()
         child.wait(10)
     assert bp_health.process_memory(child.pid, str(model)) is None  # gone
+
+
+def test_one_definition_for_build_device_and_service() -> None:
+    from slmops_bp.build import evaluate
+
+    # bp build runs the collection's own health scripts (no copy of them), every one of which
+    # measures with RESIDENT, and bp_health measures a running service with the same code
+    assert evaluate._health_scripts() == scripts.HEALTH_SCRIPTS
+    for engine, script in scripts.HEALTH_SCRIPTS.items():
+        assert script.startswith(scripts.RESIDENT), engine
+        assert '"rss_bytes": rss_bytes' in script and "memory.stop(cfg[\"model\"])" in script
+    assert bp_health.RESIDENT_NS["engine_bytes"].__code__.co_filename == "bp_resident"
