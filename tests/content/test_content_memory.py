@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,59 @@ def test_one_definition_for_build_device_and_service() -> None:
         assert script.startswith(scripts.RESIDENT), engine
         assert '"rss_bytes": rss_bytes' in script and "memory.stop(cfg[\"model\"])" in script
     assert bp_health.RESIDENT_NS["engine_bytes"].__code__.co_filename == "bp_resident"
+
+
+LLAMA_CLI = r"""#!{python}
+import mmap, sys, time
+model = sys.argv[sys.argv.index("-m") + 1]
+with open(model, "rb") as f:
+    weights = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+cache = b"\x04" * (40 * 2**20)   # what llama.cpp allocates: KV cache, compute buffers
+time.sleep(0.5)
+print("OK")
+sys.stderr.write("llama_perf_context_print:        eval time =  70.00 ms /  7 runs   "
+                 "(10.00 ms per token, 100.00 tokens per second)\n")
+"""
+
+
+def test_llama_cli_is_sampled_with_the_same_measure(tmp_path: Path) -> None:
+    runtime = tmp_path / "runtime"
+    (runtime / "bin").mkdir(parents=True)
+    cli = runtime / "bin" / "llama-cli"
+    cli.write_text(LLAMA_CLI.replace("{python}", sys.executable))
+    cli.chmod(0o755)
+    model = tmp_path / "model.gguf"
+    model.write_bytes(os.urandom(8 * MiB))
+    params = {
+        "engine": "llama-cpp", "runtime_dir": str(runtime), "model": str(model),
+        "prompt": "hi", "timeout": 60, "min_tokens_per_s": None, "params": {},
+        "port": None, "service_manager": "none", "data_dir": None, "name": "dep",
+        "state_path": None, "release": None,
+    }  # fmt: skip
+    raw = bp_health.Check(params).execute()
+    assert raw["ok"] and raw["tokens_per_s"] == 100.0, raw
+    # a Python interpreter (about 10 MiB owned) + 40 MiB allocated + the 8 MiB model mapped
+    assert 48 * MiB < raw["rss_bytes"] < 64 * MiB, raw["rss_bytes"] / MiB
+    assert bp_health.measure_rss("dep", "none", str(model), raw["rss_bytes"]) == (
+        raw["rss_bytes"], "check",
+    )  # fmt: skip
+
+
+def test_a_sampled_engine_that_never_answers_is_stopped_at_the_timeout(tmp_path: Path) -> None:
+    runtime = tmp_path / "runtime"
+    (runtime / "bin").mkdir(parents=True)
+    cli = runtime / "bin" / "llama-cli"
+    cli.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(60)\n")
+    cli.chmod(0o755)
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"GGUF")
+    params = {
+        "engine": "llama-cpp", "runtime_dir": str(runtime), "model": str(model),
+        "prompt": "hi", "timeout": 2, "min_tokens_per_s": None, "params": {},
+        "port": None, "service_manager": "none", "data_dir": None, "name": "dep",
+        "state_path": None, "release": None,
+    }  # fmt: skip
+    check = bp_health.Check(params)
+    raw = check.execute()
+    assert raw == {"ok": False, "error": "no answer within 2s"}
+    assert time.monotonic() - (check.deadline - 2) < 10

@@ -38,8 +38,9 @@ description:
     itself ran - written into the health record too. It is the peak of the memory the process owns
     (anonymous plus shared, C(RssAnon + RssShmem)) plus the size of the model file when the engine
     maps it (llama.cpp maps GGUF); pages of shared libraries do not count, as their number depends on
-    the page cache. C(bp build) records a variant's C(memory) with the same measure. Engines run as
-    their own programs (C(llama-cli), C(ollama), C(custom)) report their peak resident memory instead.
+    the page cache. C(bp build) records a variant's C(memory) with the same measure; C(llama-cli) is
+    sampled with it while it runs. C(ollama) and C(custom) report the peak resident memory of the
+    largest process the check ran instead (libraries included).
 author: slmops-bp contributors
 options:
   engine:
@@ -198,6 +199,7 @@ class Check(object):
     def __init__(self, params):
         self.p = params
         self.deadline = time.monotonic() + max(1, params["timeout"])
+        self.engine_bytes = None
         self.env = dict(os.environ)
         self.env.update(QUIET_ENV)
         threads = (params["params"] or {}).get("threads")
@@ -207,15 +209,30 @@ class Check(object):
     def remaining(self):
         return max(0.5, self.deadline - time.monotonic())
 
-    def run(self, cmd, env=None):
+    def run(self, cmd, env=None, engine=False):
+        """(rc, stdout, stderr) of ``cmd``. ``engine``: the program is the engine itself
+        (llama-cli), whose memory is sampled while it runs into ``self.engine_bytes``, measured as
+        the health scripts measure their own (bp_scripts.RESIDENT)."""
         try:
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env or self.env,
-                                  timeout=self.remaining(), stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError("no answer within %ss" % self.p["timeout"])
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env or self.env,
+                                    stdin=subprocess.DEVNULL)
         except OSError as exc:
             raise RuntimeError("cannot run %s: %s" % (cmd[0], exc))
-        return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+        deadline = time.monotonic() + self.remaining()
+        while True:
+            try:
+                out, err = proc.communicate(timeout=0.01 if engine else max(0.01, deadline - time.monotonic()))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    proc.kill()
+                    proc.communicate()
+                    raise RuntimeError("no answer within %ss" % self.p["timeout"])
+                if engine:
+                    now = RESIDENT_NS["engine_bytes"](self.p["model"], proc.pid)
+                    if now:
+                        self.engine_bytes = max(self.engine_bytes or 0, now)
+        return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
     def script(self, engine):
         python = os.path.join(self.p["runtime_dir"], "bin", "python")
@@ -243,15 +260,18 @@ class Check(object):
         if params.get("threads"):
             cmd += ["-t", str(params["threads"])]
         started = time.monotonic()
-        rc, out, err = self.run(cmd)
+        rc, out, err = self.run(cmd, engine=True)
         elapsed = time.monotonic() - started
         if rc != 0:
             return {"ok": False, "error": "llama-cli failed (rc=%d): %s" % (rc, tail(err))}
         rates = [float(m) for line in err.splitlines() if "eval time" in line and "prompt" not in line
                  for m in TPS_RE.findall(line)]
-        return {"ok": bool(out.strip()), "latency_ms": round(elapsed * 1000.0, 3),
-                "tokens_per_s": rates[-1] if rates else round(8 / max(elapsed, 1e-6), 3),
-                "error": None if out.strip() else "no text generated"}
+        result = {"ok": bool(out.strip()), "latency_ms": round(elapsed * 1000.0, 3),
+                  "tokens_per_s": rates[-1] if rates else round(8 / max(elapsed, 1e-6), 3),
+                  "error": None if out.strip() else "no text generated"}
+        if self.engine_bytes:
+            result["rss_bytes"] = self.engine_bytes
+        return result
 
     def ollama(self):
         binary = os.path.join(self.p["runtime_dir"], "bin", "ollama")
@@ -411,9 +431,8 @@ def children_peak_rss():
 
 def measure_rss(name, service_manager, model, reported=None):
     """(bytes, source) of the engine's memory, or (None, None): the running service's main
-    process; else what the check's engine reported of itself (the health scripts); else the
-    largest child's peak RSS (engines run as their own programs: llama-cli, ollama, custom,
-    where the library pages count too)."""
+    process; else what the check measured of its engine (the health scripts, llama-cli); else the
+    largest child's peak RSS (ollama, custom: the library pages count there)."""
     rss = service_rss(name, service_manager, model)
     if rss:
         return rss, "service"
