@@ -70,3 +70,28 @@ def test_no_service_no_service_memory() -> None:
     assert bp_health.service_rss("dep", "none", "/nonexistent") is None
     assert bp_health.process_memory(os.getpid(), "/nonexistent") > 0
     assert bp_health.process_memory(2**22 + 12345, "/nonexistent") is None  # no such process
+
+
+def test_a_custom_health_tool_runs_and_answers(tmp_path: Path) -> None:
+    runtime = tmp_path / "runtime"
+    (runtime / "bin").mkdir(parents=True)
+    tool = runtime / "bin" / "health"
+    tool.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        "print('warming up')\n"
+        "print(json.dumps({'tokens_per_s': 12.5, 'tokens': 8, 'model': sys.argv[2]}))\n"
+    )
+    tool.chmod(0o755)
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"weights")
+    params = {
+        "engine": "custom", "runtime_dir": str(runtime), "model": str(model),
+        "prompt": "hi", "timeout": 30, "min_tokens_per_s": None, "params": {},
+        "port": None, "service_manager": "none", "data_dir": None, "name": "dep",
+        "state_path": None, "release": None,
+    }  # fmt: skip
+    raw = bp_health.Check(params).execute()
+    assert raw["ok"] is True and raw["tokens_per_s"] == 12.5 and raw["tokens"] == 8, raw
+    tool.write_text(f"#!{sys.executable}\nimport sys\nsys.stderr.write('no GPU\\n')\nsys.exit(3)\n")
+    raw = bp_health.Check(params).execute()
+    assert raw["ok"] is False and "rc=3" in raw["error"] and "no GPU" in raw["error"], raw
