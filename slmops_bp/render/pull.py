@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from slmops_bp import ansible_yaml
+from slmops_bp.facts import DEFAULT_ROOT
 from slmops_bp.plan import Combo, Plan, stand_in_plan
 from slmops_bp.render.data import HEADER, assignment, combo_vars, group_name, inventory_data
 from slmops_bp.render.files import ansible_cfg, inventory_files, template, write_tree
-from slmops_bp.render.units import DEFAULT_ROOT, DEFAULT_SERVICE_MANAGER, Units
+from slmops_bp.render.units import DEFAULT_SERVICE_MANAGER, Units
 
 PLAYBOOK = "local.yml"
 PULL_HEADER = HEADER.replace("(bp render)", "(bp render --pull)")
@@ -78,7 +79,7 @@ def pull_vars(plan: Plan, plain: Plan, units: Units) -> dict[str, Any]:
     return {"bp_deployments": deployments, "bp_pull_classes": class_assignments(plain, units)}
 
 
-def pull_inventory(plan: Plan, units: Units) -> tuple[dict[str, Any], list[str]]:
+def pull_inventory(plan: Plan, units: Units | None = None) -> tuple[dict[str, Any], list[str]]:
     """The normal inventory with every planned host running on itself, and the dropped vars."""
     data, dropped = inventory_data(plan, units)
     hosts: dict[str, Any] = {}

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from slmops_bp.collection import FQCN, content_root, source_dir
+from slmops_bp.facts import DEFAULT_ROOT, ROOT_VAR
 
 UNITS_DIR: Final = "units"
 """Below the directory of the playbooks (``project/`` of a push tree, the top of a pull tree)."""
-DEFAULT_ROOT: Final = "/opt/slmops"
 DEFAULT_SERVICE_MANAGER: Final = "systemd"
 QUIET_ENV: Final[Mapping[str, str]] = {
     "DO_NOT_TRACK": "1",
@@ -61,22 +61,15 @@ class Unit:
 
 
 def target_of(host_vars: Mapping[str, Any]) -> Target:
-    """``bp_root`` and ``bp_service_manager`` as the deploy role reads them (defaults included)."""
-    root = host_vars.get("bp_root")
+    """``bp_root`` and ``bp_service_manager`` as the deploy role reads them (defaults included).
+
+    The plan refuses a ``bp_root`` that is no absolute literal path (BP813)."""
+    root = host_vars.get(ROOT_VAR)
     manager = host_vars.get("bp_service_manager")
     return Target(
         root=DEFAULT_ROOT if root is None else str(root),
         service_manager=DEFAULT_SERVICE_MANAGER if manager is None else str(manager),
     )
-
-
-def unresolved_root(target: Target) -> str | None:
-    """Why the unit cannot be rendered for ``target`` (a templated or relative bp_root), or None."""
-    if "{{" in target.root or "{%" in target.root:
-        return f"bp_root {target.root!r} is a template: give it as a literal path"
-    if not target.root.startswith("/"):
-        return f"bp_root {target.root!r} is not an absolute path"
-    return None
 
 
 @lru_cache(maxsize=1)
