@@ -84,10 +84,12 @@ def executables(text: str) -> list[str]:
 
 def _scratch_root(root: Path, units: Mapping[str, Unit]) -> dict[str, Path]:
     """The scratch root of one run: the host's unit dirs, stub programs, the units."""
-    for rel in UNIT_DIRS:
-        source = Path("/") / rel
-        if source.is_dir() and not source.is_symlink() and not (root / rel).exists():
+    copied: set[Path] = set()
+    for rel in UNIT_DIRS:  # /lib is /usr/lib on merged-/usr systems: copied once
+        source = (Path("/") / rel).resolve()
+        if source.is_dir() and source not in copied:
             shutil.copytree(source, root / rel, symlinks=True)
+            copied.add(source)
     system = root / "etc" / "systemd" / "system"
     system.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
