@@ -266,9 +266,10 @@ class Device:
             line = line.strip()
             if line.startswith("["):
                 section = line
-            elif section == "[Service]" and "=" in line and not line.startswith("#"):
-                if line.split("=", 1)[0] not in NOT_SANDBOX:
-                    props += ["-p", line]
+            elif section == "[Service]" and "=" in line and not line.startswith("#") and (
+                line.split("=", 1)[0] not in NOT_SANDBOX
+            ):
+                props += ["-p", line]
         return props
 
     def probe(self, deployment: str, targets: list[tuple[str, str, int]],
