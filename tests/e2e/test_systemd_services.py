@@ -370,6 +370,7 @@ def test_health_check_generates_tokens_in_the_running_llama_service(deployed: De
     health = deployed.state(GGUF)["health"]
     assert health["ok"] is True and health["status"] == "ok", health
     assert health["tokens_per_s"] >= MIN_TPS, health
+    print(f"bp-{GGUF}.service: {health['tokens_per_s']} tokens/s (gate {MIN_TPS})")
     # the check's completion reached the service: its journal namespace logged the request
     # line, never the prompt (logging.prompts is false)
     journal = deployed.sh("journalctl", f"--namespace=bp-{GGUF}", "-o", "cat", "--no-pager")
