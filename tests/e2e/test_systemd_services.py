@@ -50,6 +50,7 @@ ONNX, GGUF = "assistant", "chat"
 DEPLOYMENTS = (ONNX, GGUF)
 PORTS = {ONNX: 8080, GGUF: 8081}
 ARTIFACT = {ONNX: "model.onnx", GGUF: "model.gguf"}
+RELEASE = {ONNX: "1.0.0-fp32-onnx", GGUF: "1.0.0-q4-gguf"}
 MIN_TPS = 2
 # llama-cpp-python's own and its `server` extra's requirements (its wheel's METADATA)
 LLAMA_SERVER_REQUIREMENTS = (
@@ -266,8 +267,11 @@ class Device:
             line = line.strip()
             if line.startswith("["):
                 section = line
-            elif section == "[Service]" and "=" in line and not line.startswith("#") and (
-                line.split("=", 1)[0] not in NOT_SANDBOX
+            elif (
+                section == "[Service]"
+                and "=" in line
+                and not line.startswith("#")
+                and (line.split("=", 1)[0] not in NOT_SANDBOX)
             ):
                 props += ["-p", line]
         return props
@@ -340,7 +344,7 @@ def test_llama_cpp_runs_as_a_hardened_service_of_its_own_user(deployed: Device) 
     assert f"{ROOT}/models/{GGUF}/current/{ARTIFACT[GGUF]}" in props["ExecStart"]
     owner = deployed.sh("stat", "-c", "%U", f"/proc/{props['MainPID']}").strip()
     assert owner == f"bp-{GGUF}"
-    assert deployed.current(GGUF) == "1.0.0-q4-gguf"
+    assert deployed.current(GGUF) == RELEASE[GGUF]
     # the service answers a real completion on the device's loopback
     code = (
         "import json, urllib.request as u\n"
@@ -388,7 +392,7 @@ def test_status_shows_both_services_healthy(deployed: Device) -> None:
         assert row["tokens_per_s"] > 0
         assert row["service"]["ActiveState"] == "active", row
         assert row["service"]["User"] == f"bp-{name}"
-    assert rows[GGUF]["running"] == "1.0.0-q4-gguf"
+    assert rows[GGUF]["running"] == RELEASE[GGUF]
 
 
 def test_gguf_below_min_tokens_per_s_in_the_service_is_rolled_back(deployed: Device) -> None:
@@ -401,7 +405,7 @@ def test_gguf_below_min_tokens_per_s_in_the_service_is_rolled_back(deployed: Dev
     assert code == 1, out
     assert out["hosts"][HOST]["status"] == "rolled_back", out
     assert "below the minimum of 1000000" in out["hosts"][HOST]["message"]
-    assert deployed.current(GGUF) == "1.0.0-q4-gguf"
+    assert deployed.current(GGUF) == RELEASE[GGUF]
     props = deployed.show(GGUF, "ActiveState", "MainPID")
     assert props["ActiveState"] == "active" and props["MainPID"] != running
     assert deployed.show(ONNX, "ActiveState")["ActiveState"] == "active"
@@ -422,7 +426,7 @@ def test_new_gguf_release_restarts_and_rollback_restarts_the_previous(deployed: 
 
     code, text, err = deployed.bp("rollback", GGUF)
     assert code == 0, text + err
-    assert deployed.current(GGUF) == "1.0.0-q4-gguf"
+    assert deployed.current(GGUF) == RELEASE[GGUF]
     props = deployed.show(GGUF, "ActiveState", "MainPID")
     assert props["ActiveState"] == "active" and props["MainPID"] != running
     served = deployed.sh("sha256sum", f"{ROOT}/models/{GGUF}/current/{ARTIFACT[GGUF]}")
@@ -453,8 +457,7 @@ def test_each_service_reaches_its_own_data_and_nothing_of_the_other(deployed: De
         reads = [
             ("own_model", f"{ROOT}/models/{name}/current/{ARTIFACT[name]}"),
             ("other_model", f"{ROOT}/models/{other}/current/{ARTIFACT[other]}"),
-            ("other_model_dir", f"{ROOT}/models/{other}/1.0.0-"
-             f"{'q4-gguf' if other == GGUF else 'fp32-onnx'}/{ARTIFACT[other]}"),
+            ("other_model_dir", f"{ROOT}/models/{other}/{RELEASE[other]}/{ARTIFACT[other]}"),
             ("own_state", f"{ROOT}/state/{name}.json"),
             ("other_state", f"{ROOT}/state/{other}.json"),
             ("other_policy", f"{ROOT}/state/{other}.policy.json"),
@@ -470,12 +473,17 @@ def test_each_service_reaches_its_own_data_and_nothing_of_the_other(deployed: De
             assert result[key] in ("PermissionError", "FileNotFoundError"), (key, result)
         deployed.sh("rm", "-f", f"{ROOT}/data/{name}/probe.txt")
         # nothing the probe tried to write elsewhere exists
-        leftovers = deployed.sh("sh", "-c", f"ls {ROOT}/data/{other}/probe.txt "
-                                f"{ROOT}/models/*/probe.txt /etc/probe.txt 2>/dev/null; true")
+        leftovers = deployed.sh(
+            "sh",
+            "-c",
+            f"ls {ROOT}/data/{other}/probe.txt "
+            f"{ROOT}/models/*/probe.txt /etc/probe.txt 2>/dev/null; true",
+        )
         assert leftovers.strip() == "", leftovers
     # the files are really there: root reads them (the sandbox is what stops the services)
     for name in DEPLOYMENTS:
         deployed.sh("test", "-s", f"{ROOT}/models/{name}/current/{ARTIFACT[name]}")
+        deployed.sh("test", "-s", f"{ROOT}/models/{name}/{RELEASE[name]}/{ARTIFACT[name]}")
         deployed.sh("test", "-s", f"{ROOT}/state/{name}.json")
     host_uids = {name: int(deployed.sh("id", "-u", f"bp-{name}").strip()) for name in DEPLOYMENTS}
     assert len(set(host_uids.values())) == 2 and 0 not in host_uids.values()
