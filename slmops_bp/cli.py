@@ -260,7 +260,11 @@ def lock(inventory: tuple[str, ...], blueprints: str, lock_path: str) -> None:
 def render(
     inventory: tuple[str, ...], blueprints: str, output: str, pull: bool, collection: str
 ) -> None:
-    """Write an ansible-runner private data dir (project/, inventory/, env/)."""
+    """Write an ansible-runner private data dir (project/, inventory/, env/).
+
+    Each distinct systemd unit goes to project/units/ (units/ with --pull); when
+    systemd-analyze is installed every unit is verified and scored (one line per unit,
+    units/scores.json), and a strict policy's unit above exposure 2.0 is an error."""
     from slmops_bp.commands import render as command
 
     sys.exit(command.run(blueprints, inventory, output, pull, collection))

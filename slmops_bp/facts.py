@@ -1,4 +1,5 @@
-"""``bp_facts``: the inventory's stand-in for a device's hardware facts (SPEC §6), resolved.
+"""``bp_facts``: the inventory's stand-in for a device's hardware facts (SPEC §6), resolved;
+``bp_root``: where every path of the device is, checked (the units are rendered with it).
 
 The preflight check on the device compares these with the device class.  The
 compiler parses them once, with the same rules as blueprint sizes (a bare number
@@ -14,6 +15,9 @@ from typing import Any, Final
 from slmops_bp.quantities import QuantityError, parse_size
 
 FACTS_VAR: Final = "bp_facts"
+ROOT_VAR: Final = "bp_root"
+DEFAULT_ROOT: Final = "/opt/slmops"
+"""``bp_root`` of a host that sets none (SPEC §6)."""
 SIZE_FACTS: Final = ("memory", "storage_free")
 """Keys that hold sizes (``8GiB``); the device receives them in bytes."""
 
@@ -44,3 +48,19 @@ def resolve_facts(value: object) -> dict[str, Any]:
             f"{FACTS_VAR}.arch must be a string like 'aarch64', got {type(out['arch']).__name__}"
         )
     return out
+
+
+def root_problem(value: object) -> str | None:
+    """Why ``bp_root`` cannot be written into a unit as it is, or None.
+
+    ``bp render`` writes the device paths into the systemd units: a template (which only
+    Ansible would resolve, at run time) or a relative path cannot be used."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return f"{ROOT_VAR} must be a path, got {type(value).__name__}"
+    if ("{{" in value or "{%" in value) and type(value).__name__ != "Unsafe":
+        return f"{ROOT_VAR} {value!r} is a template: write the path itself (the units hold it)"
+    if not value.startswith("/"):
+        return f"{ROOT_VAR} {value!r} is not an absolute path"
+    return None

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from slmops_bp.blueprint import BlueprintSet, Entry
 from slmops_bp.coresidency import Choice, choose
 from slmops_bp.diagnostics import Diagnostic, Severity, did_you_mean, error
-from slmops_bp.facts import FACTS_VAR, FactsProblem, resolve_facts
+from slmops_bp.facts import FACTS_VAR, ROOT_VAR, FactsProblem, resolve_facts, root_problem
 from slmops_bp.inventory import Host, Inventory
 from slmops_bp.model import DeploymentSpec, DeviceClassSpec, HostMatch, OverlaySpec, Rollout
 from slmops_bp.overlays import effective_spec, overlay_conflicts
@@ -264,6 +264,9 @@ def build_plan(bset: BlueprintSet, inventory: Inventory, measured: Measured | No
 
 
 def _resolve_facts(hp: HostPlan, inventory: Inventory) -> list[Diagnostic]:
+    problem = root_problem(inventory.hosts[hp.name].vars.get(ROOT_VAR))
+    if problem is not None:
+        return [error("BP813", f"host '{hp.name}': {problem}", ",".join(inventory.sources))]
     value = inventory.hosts[hp.name].vars.get(FACTS_VAR)
     if value is None:
         return []

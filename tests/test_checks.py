@@ -208,6 +208,7 @@ MODULES = [
     "plan.py",
     "checks",
     "measured.py",
+    "render",
 ]
 
 

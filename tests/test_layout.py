@@ -183,9 +183,9 @@ CODE_OWNERS = {
     "BP6": ("slmops_bp.overlays", "slmops_bp.checks.overlays"),  # overlays
     "BP7": ("slmops_bp.checks.rollout",),  # rollout
     "BP8": ("slmops_bp.inventory", "slmops_bp.plan", "slmops_bp.facts", "slmops_bp.measured",
-            "slmops_bp.enforceable"),
+            "slmops_bp.enforceable", "slmops_bp.render.exposure"),
     # inventory and plan; the facts hosts stand in with, the measurements the plan reads, what
-    # hosts without systemd cannot enforce
+    # hosts without systemd cannot enforce, the exposure of the units bp render writes
     "BP9": ("slmops_bp.lockfile",),  # lock and apply
 }
 CODE = re.compile(r"BP\d{3}")

@@ -36,6 +36,7 @@ from slmops_bp.cli import cli
 from slmops_bp.pipeline import compile_and_plan
 from slmops_bp.plan import stand_in_plan
 from slmops_bp.render import pull, split_host_vars
+from slmops_bp.render.units import Units
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -255,7 +256,8 @@ def test_pull_layout_has_local_yml_at_the_top(tmp_path: Path) -> None:
     out = tmp_path / "out"
     render_example_pull(out)
     top = sorted(p.name for p in out.iterdir())
-    assert top == ["README.md", "ansible.cfg", "collections", "inventory", "local.yml", "vars"]
+    assert top == ["README.md", "ansible.cfg", "collections", "inventory", "local.yml", "units",
+                   "vars"]
     cfg = (out / "ansible.cfg").read_text()
     assert "collections_path = collections\n" in cfg and "retry_files_enabled = False\n" in cfg
     assert (out / "collections" / "ansible_collections" / "slmops" / "bp" / "galaxy.yml").is_file()
@@ -549,10 +551,15 @@ def test_plain_plan_matches_bp_plan_for_a_host_in_no_group(tmp_path: Path) -> No
     assert plain.hosts["small-arm"].assignments[0].combo == (
         planned.plan.hosts["lonely"].assignments[0].combo
     )
-    classes = pull.class_assignments(plain)
+    units = Units()
+    classes = pull.class_assignments(plain, units)
     assert classes["big-x86"]["assistant"]["combo"] == (
         planned.plan.hosts["x86-01"].assignments[0].combo
     )
+    # a device outside the inventory gets the unit rendered for the default bp_root
+    entry = classes["big-x86"]["assistant"]
+    assert entry["unit_root"] == "/opt/slmops"
+    assert "ReadWritePaths=/opt/slmops/data/assistant\n" in units.by_file[entry["unit"]].text
 
 
 def test_a_host_name_that_is_no_safe_file_name_keeps_its_vars_inline(tmp_path: Path) -> None:

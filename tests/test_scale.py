@@ -57,6 +57,11 @@ def test_ten_thousand_hosts_render_byte_identical_twice(plan: Plan, tmp_path: Pa
     a, b = tree(tmp_path / "a"), tree(tmp_path / "b")
     assert a.keys() == b.keys()
     assert [k for k in a if a[k] != b[k]] == []
+    # hosts that share bp_root share their unit: one file per distinct unit, not per host
+    unit_files = [k for k in a if k.startswith("project/units/") and k.endswith(".service")]
+    pairs = {(asg.combo, str(plan.inventory.hosts[h].vars.get("bp_root", "/opt/slmops")))
+             for h, hp in plan.hosts.items() for asg in hp.assignments}  # fmt: skip
+    assert 1 <= len(unit_files) <= len(pairs) < 100
 
 
 def test_ten_thousand_hosts_render_for_pull(plan: Plan, tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from slmops_bp.audit.expected import ADDRESS_FAMILIES, MAX_EXPOSURE, Expected, expected_for
+from slmops_bp.audit.expected import ADDRESS_FAMILIES, Expected, expected_for
 from slmops_bp.plan import Plan
+from slmops_bp.render.exposure import MAX_EXPOSURE
 
 NOT_A_SERVICE = "not a service: nothing enforced by systemd"
 ANY_V4, ANY_V6 = "0.0.0.0/0", "::/0"

@@ -6,16 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-DEFAULT_ROOT = "/opt/slmops"
-MAX_EXPOSURE = 2.0
-"""Highest acceptable ``systemd-analyze security`` overall exposure (the units score 1.0)."""
+from slmops_bp.facts import DEFAULT_ROOT
+from slmops_bp.render.units import QUIET_ENV
+
 ADDRESS_FAMILIES = frozenset({"AF_INET", "AF_INET6", "AF_UNIX"})
-QUIET_ENV = {
-    "DO_NOT_TRACK": "1",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "HF_HUB_OFFLINE": "1",
-    "OLLAMA_NO_ANALYTICS": "1",
-}
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """Measuring a variant in its engine: resident memory and speed, and quality on the eval set.
 
 Memory and speed come from the very health check the device runs after a deploy (the
-collection's ``bp_scripts``), in a subprocess of this Python: peak RSS of a load plus
-inferences, median latency, tokens per second.  Quality compares the variant's outputs with
-the reference's on the eval set (JSON lines: ``{"tokens": [ids]}`` or ``{"text": "..."}``).
+collection's ``bp_scripts``), in a subprocess of this Python: the engine's memory over a load
+plus inferences (``bp_scripts.RESIDENT``: owned memory at its peak plus a mapped model file,
+no shared-library pages), median latency, tokens per second.  Quality compares the
+variant's outputs with the reference's on the eval set (JSON lines: ``{"tokens": [ids]}`` or
+``{"text": "..."}``).
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def _health_scripts() -> dict[str, str]:
 
 
 def speed(fmt: str, model: Path, threads: int = 1, timeout: float = 300.0) -> Speed:
-    """The device's health check, run here: peak RSS, latency, tokens/s."""
+    """The device's health check, run here: the engine's memory, latency, tokens/s."""
     engine = ENGINES[fmt]
     cfg = {"model": str(model), "prompt": DEFAULT_HEALTH_PROMPT, "budget": timeout,
            "threads": threads, "context": None}  # fmt: skip
@@ -196,5 +198,5 @@ def quality(metric: str, reference: Sequence[np.ndarray], variant: Sequence[np.n
 
 
 def memory_text(rss_bytes: int) -> str:
-    """Peak RSS rounded up to whole MiB, as the blueprint writes sizes."""
+    """The measured memory rounded up to whole MiB, as the blueprint writes sizes."""
     return f"{math.ceil(rss_bytes / MIB)}MiB"

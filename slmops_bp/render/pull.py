@@ -32,9 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from slmops_bp import ansible_yaml
+from slmops_bp.facts import DEFAULT_ROOT
 from slmops_bp.plan import Combo, Plan, stand_in_plan
-from slmops_bp.render.data import HEADER, combo_vars, group_name, inventory_data
+from slmops_bp.render.data import HEADER, assignment, combo_vars, group_name, inventory_data
 from slmops_bp.render.files import ansible_cfg, inventory_files, template, write_tree
+from slmops_bp.render.units import DEFAULT_SERVICE_MANAGER, Units
 
 PLAYBOOK = "local.yml"
 PULL_HEADER = HEADER.replace("(bp render)", "(bp render --pull)")
@@ -46,10 +48,17 @@ REMOTE_ONLY_PREFIXES = ("ansible_ssh_",)
 # ---------------------------------------------------------------- plain combinations
 
 
-def class_assignments(plain: Plan) -> dict[str, dict[str, dict[str, Any]]]:
-    """device class → deployment → ``{"combo", "stage"}``, the shape of ``bp_assign``."""
+def class_assignments(plain: Plan, units: Units) -> dict[str, dict[str, dict[str, Any]]]:
+    """device class → deployment → ``{"combo", "stage", "unit", ...}``, the shape of ``bp_assign``.
+
+    A device outside the inventory has no known ``bp_root``: its unit is rendered for the
+    defaults (``/opt/slmops``, systemd)."""
+    defaults = {"bp_root": DEFAULT_ROOT, "bp_service_manager": DEFAULT_SERVICE_MANAGER}
     return {
-        name: {a.deployment: {"combo": a.combo, "stage": 0} for a in hp.assignments}
+        name: {
+            a.deployment: assignment(units, plain.combos[a.combo], 0, defaults)
+            for a in hp.assignments
+        }
         for name, hp in sorted(plain.hosts.items())
     }
 
@@ -57,7 +66,7 @@ def class_assignments(plain: Plan) -> dict[str, dict[str, dict[str, Any]]]:
 # ---------------------------------------------------------------- data
 
 
-def pull_vars(plan: Plan, plain: Plan) -> dict[str, Any]:
+def pull_vars(plan: Plan, plain: Plan, units: Units) -> dict[str, Any]:
     """``vars/bp.yml``: every combination of the plan and of the plain plan."""
     combos: dict[str, Combo] = {**plain.combos, **plan.combos}
     deployments: dict[str, dict[str, Any]] = {}
@@ -67,12 +76,12 @@ def pull_vars(plan: Plan, plain: Plan) -> dict[str, Any]:
         if data["delivery"] == "controller":
             data["delivery"] = "device"  # no controller: the device fetches (module doc)
         deployments.setdefault(combo.deployment, {})[combo_id] = data
-    return {"bp_deployments": deployments, "bp_pull_classes": class_assignments(plain)}
+    return {"bp_deployments": deployments, "bp_pull_classes": class_assignments(plain, units)}
 
 
-def pull_inventory(plan: Plan) -> tuple[dict[str, Any], list[str]]:
+def pull_inventory(plan: Plan, units: Units | None = None) -> tuple[dict[str, Any], list[str]]:
     """The normal inventory with every planned host running on itself, and the dropped vars."""
-    data, dropped = inventory_data(plan)
+    data, dropped = inventory_data(plan, units)
     hosts: dict[str, Any] = {}
     for name, host_vars in data["all"]["hosts"].items():
         local = {k: v for k, v in host_vars.items() if not _remote_only(k)}
@@ -123,8 +132,14 @@ def pull_files(plan: Plan, plain: Plan | None = None) -> dict[str, str]:
 
     ``plain``: the plan's :func:`~slmops_bp.plan.stand_in_plan` (planned here when not given).
     """
+    return pull_tree(plan, plain)[0]
+
+
+def pull_tree(plan: Plan, plain: Plan | None = None) -> tuple[dict[str, str], Units]:
+    """The generated files, and the distinct units among them (``units/``)."""
     plain = stand_in_plan(plan) if plain is None else plain
-    inventory, dropped = pull_inventory(plan)
+    units = Units()
+    inventory, dropped = pull_inventory(plan, units)
     note = PULL_HEADER + "\nEach host's variables are in host_vars/<host>.yml."
     if dropped:
         note += "\nSecret variables are never written here (" + ", ".join(dropped) + ")."
@@ -141,11 +156,12 @@ def pull_files(plan: Plan, plain: Plan | None = None) -> dict[str, str]:
     files = {
         PLAYBOOK: template("local.yml.j2", {"deployments": deployments}),
         "ansible.cfg": ansible_cfg(PULL_HEADER, pull=True),
-        "vars/bp.yml": ansible_yaml.dump(pull_vars(plan, plain), header=PULL_HEADER),
+        "vars/bp.yml": ansible_yaml.dump(pull_vars(plan, plain, units), header=PULL_HEADER),
         "README.md": template("pull-README.md.j2", readme),
         **inventory_files(inventory, PULL_HEADER, note),
     }
-    return files
+    files.update(units.files())
+    return files, units
 
 
 def render_pull(plan: Plan, output: Path, plain: Plan | None = None) -> None:

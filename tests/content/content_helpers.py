@@ -27,6 +27,7 @@ import yaml
 from slmops_bp import ansible_yaml
 from slmops_bp.facts import resolve_facts
 from slmops_bp.policy import egress_entries
+from slmops_bp.render.units import Units, target_of
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
@@ -292,11 +293,21 @@ def write_data_dir(
         + dump_unsafe({"bp_deployments": bp_deployments, "bp_controller_cache": ".bp-cache"})
     )
     hosts = {}
+    units = Units()  # as bp render does: one file per distinct unit, named in bp_assign
     for host in fleet.hosts:
         hv = fleet.hostvars(host)
         if host in assign:
+            target = target_of(hv)
+            for dep, entry in assign[host].items():
+                entry["unit"] = units.file_for(
+                    f"{dep}/{entry['combo']}", bp_deployments[dep][entry["combo"]], target
+                )
+                entry["unit_root"] = target.root
             hv["bp_assign"] = assign[host]
         hosts[host] = hv
+    for rel, text in units.files().items():
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text(text)
     inventory = {"all": {"hosts": hosts, "children": groups}}
     (data_dir / "inventory" / "hosts.yml").write_text(yaml.safe_dump(inventory, sort_keys=True))
     (data_dir / "env" / "envvars").write_text(yaml.safe_dump(runner_env()))

@@ -5,7 +5,8 @@ writes what it measured into the blueprints (comments kept), rebuilds nothing on
 run; the devices (this machine, one ``bp_root`` each) then fetch the built artifacts from
 the published store, and the health check — the same program `bp build` measured memory
 with — runs a real inference in the provisioned engine. The memory `bp build` recorded
-is within 20 % of the peak RSS the device's health check reports.
+is within 20 % of what the device's health check reports (``rss_bytes``: the engine's owned
+memory plus a mapped model file, the same measure on both sides).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from slmops_bp.pipeline import compile_blueprints
 pytest.importorskip("llama_cpp", reason="GGUF measuring needs llama-cpp-python (scripts/test)")
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-MEMORY_TOLERANCE = 0.30
+MEMORY_TOLERANCE = 0.20
 """How far the memory `bp build` records may be from what the device's health check sees."""
 HOSTS = ["sim-arm-01", "sim-arm-02", "sim-x86-01"]
 BUILT = {"assistant": ("tiny-lm", "int8-onnx"), "chat": ("tiny-llama", "q8-built")}
@@ -118,11 +119,10 @@ def test_init_build_apply(tmp_path: Path, llama_cpp_wheel: Path) -> None:
                 health = state["health"]
                 assert health["ok"] is True, health
                 observed = int(health["rss_bytes"])
-                # the recorded memory holds on the device: within 30 % of what it observed.
-                # Peak RSS counts the engine library's file pages, and how many of them a load
-                # maps depends on how hot that file is in the page cache (the same script, the
-                # same onnxruntime 1.32.0, measured 56.0 MiB from a cold copy of the library and
-                # 66.1 MiB from one a test run keeps hot); 20 % holds on a quiet machine only.
+                # the recorded memory holds on the device. Both sides measure the engine's
+                # owned memory (anonymous + shared) plus a mapped model file: +4.3 % (ONNX) and
+                # +6.0 % (GGUF) under a load average of 14, most of it the rounding up to MiB.
+                # Its peak RSS, whose library pages depend on the page cache, needed 30 %.
                 assert abs(variant.memory - observed) <= MEMORY_TOLERANCE * observed, (
                     deployment, host, variant.memory, observed,
                 )  # fmt: skip

@@ -102,7 +102,8 @@ def test_apply_keeps_what_every_health_check_measured(measured: Fleet) -> None:
         assert r["health"] == "ok"
         assert r["tokens_per_s"] > 0 and r["latency_ms"] > 0
         # the engine process that ran the check: a Python interpreter with onnxruntime loaded
-        assert r["rss_bytes"] > 20 * 2**20
+        # (owns about 23 MiB; its libraries' pages are not counted)
+        assert r["rss_bytes"] > 12 * 2**20
         assert r["run_id"] is not None
     _, out, _ = measured.bp("history", "--format", "json")
     runs = json.loads(out)

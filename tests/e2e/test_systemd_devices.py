@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from support.model_server import ModelServer
 from support.nspawn import NspawnFleet, NspawnRefused
@@ -440,6 +441,28 @@ def test_every_unit_verifies_and_scores_at_most_2(deployed: Fleet) -> None:
         assert score is not None, report
         assert float(score.group(1)) <= 2.0, report
         print(f"{host}: {UNIT} exposure {score.group(1)}")
+
+
+def test_the_installed_unit_is_the_one_bp_render_wrote_and_scores_alike(
+    deployed: Fleet, tmp_path: Path
+) -> None:
+    """The device installs the rendered unit verbatim; bp render's offline score is the
+    device's own within 0.1 (the device knows the service; offline reads the file)."""
+    out = tmp_path / "rendered"
+    result = CliRunner().invoke(cli, ["render", "--blueprints", str(deployed.root / "blueprints"),
+                                      "-i", str(deployed.inventory), "-o", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    scores = json.loads((out / "project" / "units" / "scores.json").read_text())["units"]
+    for host in HOSTS:
+        host_vars = yaml.safe_load((out / "inventory" / "host_vars" / f"{host}.yml").read_text())
+        rel = host_vars["bp_assign"][DEPLOYMENT]["unit"]
+        assert deployed.sh(host, "cat", UNIT_PATH) == (out / "project" / rel).read_text()
+        report = deployed.sh(host, "systemd-analyze", "security", "--no-pager", UNIT)
+        score = re.search(r"Overall exposure level for \S+: ([0-9.]+)", report)
+        assert score is not None, report
+        rendered = scores[Path(rel).name]["exposure"]
+        assert abs(float(score.group(1)) - rendered) <= 0.1 + 1e-9, (rendered, report)
+        print(f"{host}: rendered {rendered}, device {score.group(1)}")
 
 
 def test_egress_only_to_the_allow_list_from_the_services_sandbox(

@@ -15,7 +15,18 @@ import socket
 import threading
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.slmops.bp.plugins.module_utils.bp_contract import EGRESS_WILDCARD
+
+try:
+    from ansible_collections.slmops.bp.plugins.module_utils.bp_contract import EGRESS_WILDCARD
+except ImportError:  # loaded by file path, outside Ansible: bp render renders the units with it
+    import importlib.util
+
+    _CONTRACT = importlib.util.spec_from_file_location(
+        "bp_contract", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "module_utils", "bp_contract.py"))
+    _contract = importlib.util.module_from_spec(_CONTRACT)
+    _CONTRACT.loader.exec_module(_contract)
+    EGRESS_WILDCARD = _contract.EGRESS_WILDCARD
 
 _ARCH = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "armv8": "aarch64", "armhf": "armv7l",
          "riscv64gc": "riscv64"}
@@ -205,8 +216,8 @@ def bp_probe_spec(assign, deployments, root, service_manager="systemd"):
     ``assign``: the host's ``bp_assign`` (deployment -> {combo, stage}); ``deployments``:
     ``bp_deployments``; ``root``: the host's bp_root. ``desired`` digests everything the deploy
     of that host applies: the resolved deployment (release, artifact, runtime and install spec,
-    policy, parameters, health settings, keep), the device paths, the service manager and the
-    deploy role's templates.
+    policy, parameters, health settings, keep), the device paths, the service manager, the
+    unit file bp render wrote for it and the deploy role's templates.
     """
     specs = []
     for name in sorted(assign or {}):
@@ -215,8 +226,10 @@ def bp_probe_spec(assign, deployments, root, service_manager="systemd"):
         except (KeyError, TypeError):
             raise AnsibleFilterError("bp_probe_spec: no resolved data for deployment %r" % (name,))
         runtime = combo.get("runtime") or {}
+        unit = (assign[name] or {}).get("unit")  # content-addressed: its name digests its text
         canon = json.dumps({"d": combo, "root": str(root), "service_manager": str(service_manager),
-                            "content": _content_digest()}, sort_keys=True, separators=(",", ":"))
+                            "content": _content_digest(), "unit": None if unit is None else str(unit)},
+                           sort_keys=True, separators=(",", ":"))
         specs.append({
             "deployment": name,
             "release": "%s-%s" % (combo.get("version"), combo.get("variant")),

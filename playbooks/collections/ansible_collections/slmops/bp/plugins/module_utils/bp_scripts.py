@@ -50,23 +50,87 @@ def ort_feeds(session, prompt):
     return feeds
 '''
 
-# Peak resident memory of the program, in every health result as rss_bytes (bp build
-# measures a variant's memory with these same scripts).
-_PEAK_RSS = r'''
+# The engine's memory, in every health result as rss_bytes (bp build measures a variant's
+# memory with these same scripts, and bp_health measures a running service with RESIDENT):
+# the peak of its anonymous and shared memory (RssAnon + RssShmem), plus the size of the
+# model file when the engine maps it (llama.cpp mmaps GGUF). Shared-library pages are left
+# out: how many of them a process maps depends on how hot the files are in the page cache.
+RESIDENT = r'''
+import os
+import threading
 
 
-def peak_rss():
-    """Peak resident memory of this program in bytes: VmHWM (reset by exec, unlike ru_maxrss,
-    which keeps the parent's peak when the process was forked from a bigger one)."""
+def proc_status(pid="self", proc="/proc"):
+    """The kB fields of /proc/PID/status in bytes; {} when it cannot be read."""
+    fields = {}
     try:
-        with open("/proc/self/status") as status:
+        with open("%s/%s/status" % (proc, pid)) as status:
             for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
+                parts = line.split()
+                if len(parts) == 3 and parts[2] == "kB":
+                    fields[parts[0].rstrip(":")] = int(parts[1]) * 1024
+    except (OSError, ValueError):
+        return {}
+    return fields
+
+
+def owned_bytes(fields):
+    """Memory a process holds whatever the page cache: anonymous plus shared (tmpfs, shm)."""
+    return fields.get("RssAnon", 0) + fields.get("RssShmem", 0)
+
+
+def mapped_model_bytes(model, pid="self", proc="/proc"):
+    """The size of the model file when the process maps it (matched by device and inode), else 0."""
+    try:
+        st = os.stat(model)
+        want = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+        with open("%s/%s/maps" % (proc, pid)) as maps:
+            for line in maps:
+                parts = line.split(None, 5)
+                if len(parts) < 5 or parts[4] == "0":
+                    continue
+                major, minor = parts[3].split(":")
+                if (int(major, 16), int(minor, 16), int(parts[4])) == want:
+                    return st.st_size
+    except (OSError, ValueError):
         pass
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return 0
+
+
+def engine_bytes(model, pid="self", peak=0, proc="/proc"):
+    """The engine's memory in bytes, None when the process cannot be read: the largest of
+    ``peak`` (owned memory sampled earlier), its owned memory now and VmHWM - RssFile (file
+    pages only grow while an engine runs, so when the peak RSS was reached it owned at least
+    that much), plus the model file when the engine maps it (llama.cpp maps GGUF)."""
+    fields = proc_status(pid, proc)
+    if not fields:
+        return None
+    bound = fields.get("VmHWM", 0) - fields.get("RssFile", 0)
+    return max(peak, owned_bytes(fields), bound) + mapped_model_bytes(model, pid, proc)
+
+
+class MemoryPeak(object):
+    """Samples this process's owned memory while the engine loads and runs (the kernel keeps
+    no high-water mark of anonymous memory); stop() gives engine_bytes with that peak."""
+
+    def __init__(self, interval=0.01):
+        self.peak = owned_bytes(proc_status())
+        self.vm_hwm = None
+        self.interval = interval
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="bp-memory")
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _run(self):
+        while not self.done.wait(self.interval):
+            self.peak = max(self.peak, owned_bytes(proc_status()))
+
+    def stop(self, model):
+        self.done.set()
+        self.thread.join()
+        self.vm_hwm = proc_status().get("VmHWM")
+        return engine_bytes(model, peak=self.peak)
 '''
 
 _TIMED = r'''
@@ -89,13 +153,14 @@ def timed_runs(step, budget):
     return median, len(latencies)
 '''
 
-HEALTH_ONNXRUNTIME = _ORT_FEEDS + _TIMED + _PEAK_RSS + r'''
+HEALTH_ONNXRUNTIME = RESIDENT + _ORT_FEEDS + _TIMED + r'''
 import json
 import sys
 
 
 def main():
     cfg = json.loads(sys.argv[1])
+    memory = MemoryPeak()
     try:
         import onnxruntime as ort
         options = ort.SessionOptions()
@@ -108,13 +173,15 @@ def main():
         feeds = ort_feeds(session, cfg.get("prompt", ""))
         outputs = [o.name for o in session.get_outputs()]
         median, runs = timed_runs(lambda: session.run(outputs, feeds), float(cfg.get("budget", 60)))
+        rss_bytes = memory.stop(cfg["model"])
     except Exception as exc:  # any load or run failure is the answer
         print(json.dumps({"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}))
         return 1
     print(json.dumps({
         "ok": True, "latency_ms": round(median, 3), "tokens_per_s": round(1000.0 / max(median, 1e-6), 3),
         "tokens": runs, "runs": runs, "load_ms": round(load_ms, 3), "engine_version": ort.__version__,
-        "inputs": sorted(feeds), "outputs": outputs, "rss_bytes": peak_rss(),
+        "inputs": sorted(feeds), "outputs": outputs, "rss_bytes": rss_bytes,
+        "peak_rss_bytes": memory.vm_hwm,
     }))
     return 0
 
@@ -122,13 +189,14 @@ def main():
 sys.exit(main())
 '''
 
-HEALTH_LITERT = _TIMED + _PEAK_RSS + r'''
+HEALTH_LITERT = RESIDENT + _TIMED + r'''
 import json
 import sys
 
 
 def main():
     cfg = json.loads(sys.argv[1])
+    memory = MemoryPeak()
     try:
         import numpy as np
         from ai_edge_litert.interpreter import Interpreter
@@ -152,12 +220,14 @@ def main():
                 value = np.zeros(shape, dtype=dtype)
             interp.set_tensor(detail["index"], value)
         median, runs = timed_runs(interp.invoke, float(cfg.get("budget", 60)))
+        rss_bytes = memory.stop(cfg["model"])
     except Exception as exc:
         print(json.dumps({"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}))
         return 1
     print(json.dumps({"ok": True, "latency_ms": round(median, 3),
                       "tokens_per_s": round(1000.0 / max(median, 1e-6), 3), "tokens": runs, "runs": runs,
-                      "load_ms": round(load_ms, 3), "rss_bytes": peak_rss()}))
+                      "load_ms": round(load_ms, 3), "rss_bytes": rss_bytes,
+                      "peak_rss_bytes": memory.vm_hwm}))
     return 0
 
 
@@ -170,7 +240,7 @@ sys.exit(main())
 # first_token_ms the time to the first token, tokens_per_s the decode rate after it.
 # verbose: llama.cpp's own log goes to stderr, where the module finds the reason of a
 # failed load.
-HEALTH_LLAMA_CPP_PYTHON = _PEAK_RSS + r'''
+HEALTH_LLAMA_CPP_PYTHON = RESIDENT + r'''
 import json
 import sys
 import time
@@ -180,6 +250,7 @@ GEN_TOKENS = 8
 
 def main():
     cfg = json.loads(sys.argv[1])
+    memory = MemoryPeak()
     try:
         from llama_cpp import Llama
         kwargs = {"model_path": cfg["model"], "verbose": True, "n_ctx": int(cfg.get("context") or 512)}
@@ -201,6 +272,7 @@ def main():
             if len(generated) >= GEN_TOKENS:
                 break
         end = time.perf_counter()
+        rss_bytes = memory.stop(cfg["model"])
         text = llm.detokenize(generated).decode("utf-8", "replace")
     except Exception as exc:  # any load or run failure is the answer
         print(json.dumps({"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}))
@@ -216,7 +288,7 @@ def main():
         "tokens": tokens, "prompt_tokens": len(prompt), "load_ms": round(load_ms, 3),
         "text_chars": len(text), "n_vocab": llm.n_vocab(),
         "engine_version": __import__("llama_cpp").__version__,
-        "rss_bytes": peak_rss(),
+        "rss_bytes": rss_bytes, "peak_rss_bytes": memory.vm_hwm,
         "error": None if tokens else "no tokens generated",
     }))
     return 0 if tokens else 1

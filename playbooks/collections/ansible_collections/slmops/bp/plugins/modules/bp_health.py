@@ -36,9 +36,14 @@ description:
     1000 / median step latency in milliseconds."
   - With O(state_path) the result is written into that state file's C(health) (atomically), when
     the file still describes O(release).
-  - RV(rss_bytes) is the resident memory of the engine - of the service's main process when
-    O(service_manager=systemd) runs one (C(bp-<name>.service)), else the peak resident memory of the
-    engine process(es) the check itself ran - written into the health record too.
+  - RV(rss_bytes) is the memory of the engine - of the service's main process when
+    O(service_manager=systemd) runs one (C(bp-<name>.service)), else of the engine process the check
+    itself ran - written into the health record too. It is the peak of the memory the process owns
+    (anonymous plus shared, C(RssAnon + RssShmem)) plus the size of the model file when the engine
+    maps it (llama.cpp maps GGUF); pages of shared libraries do not count, as their number depends on
+    the page cache. C(bp build) records a variant's C(memory) with the same measure; C(llama-cli) is
+    sampled with it while it runs. C(ollama) and C(custom) report the peak resident memory of the
+    largest process the check ran instead (libraries included).
 author: slmops-bp contributors
 options:
   engine:
@@ -131,7 +136,7 @@ tokens_per_s:
   returned: when the model ran
   type: float
 rss_bytes:
-  description: Resident memory of the engine in bytes (the service's main process, else the peak of the processes the check ran).
+  description: Memory of the engine in bytes (the service's main process, else the check's engine); see the description.
   returned: when it could be read
   type: int
 rss_source:
@@ -176,7 +181,7 @@ from ansible_collections.slmops.bp.plugins.module_utils.bp_files import (
     read_json,
     utc_now,
 )
-from ansible_collections.slmops.bp.plugins.module_utils.bp_scripts import HEALTH_SCRIPTS
+from ansible_collections.slmops.bp.plugins.module_utils.bp_scripts import HEALTH_SCRIPTS, RESIDENT
 
 QUIET_ENV = {
     "DO_NOT_TRACK": "1",
@@ -188,12 +193,16 @@ QUIET_ENV = {
 TPS_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?) tokens per second")
 OLLAMA_RATE_RE = re.compile(r"eval rate:\s+([0-9]+(?:\.[0-9]+)?) tokens/s")
 LLAMA_ERROR_RES = (re.compile(r"\berror\b", re.IGNORECASE), re.compile(r"failed to load", re.IGNORECASE))
+# The health scripts' memory measure, defined once (bp_scripts.RESIDENT), for a running service.
+RESIDENT_NS = {"__name__": "bp_resident"}
+exec(compile(RESIDENT, "bp_resident", "exec"), RESIDENT_NS)
 
 
 class Check(object):
     def __init__(self, params):
         self.p = params
         self.deadline = time.monotonic() + max(1, params["timeout"])
+        self.engine_bytes = None
         self.env = dict(os.environ)
         self.env.update(QUIET_ENV)
         threads = (params["params"] or {}).get("threads")
@@ -203,15 +212,30 @@ class Check(object):
     def remaining(self):
         return max(0.5, self.deadline - time.monotonic())
 
-    def run(self, cmd, env=None):
+    def run(self, cmd, env=None, engine=False):
+        """(rc, stdout, stderr) of ``cmd``. ``engine``: the program is the engine itself
+        (llama-cli), whose memory is sampled while it runs into ``self.engine_bytes``, measured as
+        the health scripts measure their own (bp_scripts.RESIDENT)."""
         try:
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env or self.env,
-                                  timeout=self.remaining(), stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError("no answer within %ss" % self.p["timeout"])
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env or self.env,
+                                    stdin=subprocess.DEVNULL)
         except OSError as exc:
             raise RuntimeError("cannot run %s: %s" % (cmd[0], exc))
-        return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+        deadline = time.monotonic() + self.remaining()
+        while True:
+            try:
+                out, err = proc.communicate(timeout=0.01 if engine else max(0.01, deadline - time.monotonic()))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    proc.kill()
+                    proc.communicate()
+                    raise RuntimeError("no answer within %ss" % self.p["timeout"])
+                if engine:
+                    now = RESIDENT_NS["engine_bytes"](self.p["model"], proc.pid)
+                    if now:
+                        self.engine_bytes = max(self.engine_bytes or 0, now)
+        return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
     def script(self, engine):
         python = os.path.join(self.p["runtime_dir"], "bin", "python")
@@ -239,15 +263,18 @@ class Check(object):
         if params.get("threads"):
             cmd += ["-t", str(params["threads"])]
         started = time.monotonic()
-        rc, out, err = self.run(cmd)
+        rc, out, err = self.run(cmd, engine=True)
         elapsed = time.monotonic() - started
         if rc != 0:
             return {"ok": False, "error": "llama-cli failed (rc=%d): %s" % (rc, tail(err))}
         rates = [float(m) for line in err.splitlines() if "eval time" in line and "prompt" not in line
                  for m in TPS_RE.findall(line)]
-        return {"ok": bool(out.strip()), "latency_ms": round(elapsed * 1000.0, 3),
-                "tokens_per_s": rates[-1] if rates else round(8 / max(elapsed, 1e-6), 3),
-                "error": None if out.strip() else "no text generated"}
+        result = {"ok": bool(out.strip()), "latency_ms": round(elapsed * 1000.0, 3),
+                  "tokens_per_s": rates[-1] if rates else round(8 / max(elapsed, 1e-6), 3),
+                  "error": None if out.strip() else "no text generated"}
+        if self.engine_bytes:
+            result["rss_bytes"] = self.engine_bytes
+        return result
 
     def ollama(self):
         binary = os.path.join(self.p["runtime_dir"], "bin", "ollama")
@@ -392,8 +419,9 @@ def tail(text):
     return error_line(text, 2000)
 
 
-def service_rss(name, service_manager):
-    """Resident bytes of the main process of ``bp-<name>.service``; None when none runs."""
+def service_rss(name, service_manager, model):
+    """The memory of the main process of ``bp-<name>.service`` (process_memory); None when
+    none runs."""
     if service_manager != "systemd":
         return None
     try:
@@ -402,19 +430,14 @@ def service_rss(name, service_manager):
         pid = int(proc.stdout.decode("ascii", "replace").strip() or 0)
     except (OSError, ValueError, subprocess.SubprocessError):
         return None
-    return process_rss(pid) if pid > 0 else None
+    return process_memory(pid, model) if pid > 0 else None
 
 
-def process_rss(pid):
-    """VmRSS of a running process in bytes, None when it cannot be read."""
-    try:
-        with open("/proc/%d/status" % pid) as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+def process_memory(pid, model):
+    """The memory of a running engine process in bytes, measured as the health scripts measure
+    their own (bp_scripts.RESIDENT: owned memory at its peak plus the model file when mapped);
+    None when it cannot be read."""
+    return RESIDENT_NS["engine_bytes"](model, pid)
 
 
 def children_peak_rss():
@@ -424,12 +447,11 @@ def children_peak_rss():
     return int(peak) * 1024 if peak > 0 else None
 
 
-def measure_rss(name, service_manager, reported=None):
-    """(bytes, source) of the engine's resident memory, or (None, None): the running service's
-    main process; else the peak the check's engine reported of itself (VmHWM, reset by exec);
-    else the largest child's ru_maxrss (which may include the peak of the process it forked
-    from)."""
-    rss = service_rss(name, service_manager)
+def measure_rss(name, service_manager, model, reported=None):
+    """(bytes, source) of the engine's memory, or (None, None): the running service's main
+    process; else what the check measured of its engine (the health scripts, llama-cli); else the
+    largest child's peak RSS (ollama, custom: the library pages count there)."""
+    rss = service_rss(name, service_manager, model)
     if rss:
         return rss, "service"
     if isinstance(reported, int) and not isinstance(reported, bool) and reported > 0:
@@ -506,7 +528,7 @@ def main():
                 params["name"], service.get("url"), service.get("error"))
     health = judge(raw, module.params["min_tokens_per_s"])
     rss, rss_source = measure_rss(module.params["name"], module.params["service_manager"],
-                                  raw.get("rss_bytes"))
+                                  module.params["model"], raw.get("rss_bytes"))
     if rss:
         health["rss_bytes"] = rss
     changed = False
