@@ -86,3 +86,86 @@ def test_a_gguf_llama_cpp_cannot_load_fails_with_its_reason(
     garbage.write_bytes(b"GGUF" + b"\0" * 64)
     raw = bp_health.Check(params(llama_runtime, garbage)).execute()
     assert raw["ok"] is False and raw["error"]
+
+
+# An answer of llama_cpp.server 0.3.36 to POST /v1/completions (recorded from the real server on
+# the tiny GGUF): completion_tokens counts the text re-tokenized, here 9 for the 8 generated.
+RECORDED_COMPLETION = {
+    "id": "cmpl-cfe7049d-4f12-4dd3-bfb3-1d1100c7bc16", "object": "text_completion",
+    "created": 1796190679, "model": "/opt/slmops/models/chat/current/model.gguf",
+    "choices": [{"text": "\u00ff bzxyS", "index": 0, "logprobs": None, "finish_reason": "length"}],
+    "usage": {"prompt_tokens": 7, "completion_tokens": 9, "total_tokens": 16},
+}  # fmt: skip
+
+
+class _Service:
+    """A loopback HTTP service answering as llama_cpp.server does (``answer`` is the body of
+    POST /v1/completions); records the requests it got."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        import http.server
+        import json
+        import threading
+
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        service = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, fmt: str, *args: Any) -> None:
+                pass
+
+            def _send(self, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                service.requests.append((self.path, {}))
+                self._send({"object": "list", "data": []})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                service.requests.append((self.path, json.loads(self.rfile.read(length))))
+                self._send(answer)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _ask(answer: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    import time
+
+    service = _Service(answer)
+    try:
+        asked = params(Path("/nonexistent"), GGUF, port=service.port, service_manager="systemd")
+        return bp_health.ask_service(asked, time.monotonic() + 10), service.requests
+    finally:
+        service.stop()
+
+
+def test_the_running_llama_service_is_asked_for_tokens_and_its_rate_reported() -> None:
+    result, requests = _ask(RECORDED_COMPLETION)
+    assert [path for path, _ in requests] == ["/v1/models", "/v1/completions"]
+    assert requests[1][1] == {"prompt": "Reply with OK.", "max_tokens": 8, "temperature": 0}
+    assert result["ok"] is True, result
+    assert result["tokens"] == 8  # at most what was asked for, whatever the re-tokenized count
+    assert result["tokens_per_s"] == pytest.approx(8 / (result["latency_ms"] / 1000.0), rel=0.01)
+    # the rate is what min_tokens_per_s gates
+    assert bp_health.judge({"ok": True, "tokens_per_s": result["tokens_per_s"]}, 1e12)[
+        "status"] == "too_slow"  # fmt: skip
+
+
+def test_a_llama_service_that_generates_nothing_fails_the_check() -> None:
+    empty = dict(RECORDED_COMPLETION, usage={"prompt_tokens": 7, "completion_tokens": 0})
+    result, _ = _ask(empty)
+    assert result["ok"] is False and "no tokens generated" in result["error"], result
+    result, _ = _ask({"error": "model not loaded"})
+    assert result["ok"] is False and "no tokens generated" in result["error"], result

@@ -50,6 +50,7 @@ SUITE = "bookworm"
 PACKAGES = (
     "dbus",
     "iproute2",
+    "libgomp1",  # llama.cpp's CPU backend (the llama-cpp-python wheel) links OpenMP
     "nftables",
     "openssh-server",
     "python3",

@@ -26,8 +26,11 @@ description:
     port when no service runs); C(custom) runs C(<runtime_dir>/bin/health --model FILE --prompt TEXT).
   - With O(service_manager=systemd) and O(port), the running service is asked too, once the one-shot
     inference passed - C(GET /healthz) and C(POST /v1/infer) with the prompt (C(bp-serve) of C(onnxruntime)
-    and C(litert)), C(GET /v1/models) (C(llama-cpp)) on C(127.0.0.1:port), retried until O(timeout) while it
-    starts; the check fails when it never answers (RV(detail.service) says what it answered).
+    and C(litert)), C(GET /v1/models) and C(POST /v1/completions) for 8 tokens (C(llama-cpp)) on
+    C(127.0.0.1:port), retried until O(timeout) while it starts; the check fails when it never answers
+    (RV(detail.service) says what it answered). For C(llama-cpp) the service's own generation rate
+    (completion tokens it reports over the request's time) is RV(tokens_per_s), gated by
+    O(min_tokens_per_s); the one-shot rate stays in RV(detail.check_tokens_per_s).
   - "tokens_per_s: tokens produced per second. Engines that generate text count their generated
     tokens; for ONNX Runtime and LiteRT one inference step counts as one token, so it is
     1000 / median step latency in milliseconds."
@@ -356,28 +359,43 @@ class Check(object):
 
 
 SERVICE_PATHS = {"onnxruntime": ("/healthz", "/v1/infer"), "litert": ("/healthz", "/v1/infer"),
-                 "llama-cpp": ("/v1/models", None)}
+                 "llama-cpp": ("/v1/models", "/v1/completions")}
+SERVICE_TOKENS = 8  # tokens a generating service is asked for
 
 
 def ask_service(params, deadline):
     """The running service answers on 127.0.0.1:port (retried while it starts)."""
     probe, infer = SERVICE_PATHS[params["engine"]]
+    generates = params["engine"] == "llama-cpp"
     base = "http://127.0.0.1:%d" % params["port"]
     last = "no answer"
     started = time.monotonic()
     while True:
         try:
             open_url(base + probe, timeout=5, use_proxy=False).read()
-            if infer:
-                body = json.dumps({"prompt": params["prompt"]}).encode("utf-8")
-                answer = open_url(base + infer, data=body, method="POST", use_proxy=False,
-                                  headers={"Content-Type": "application/json"},
-                                  timeout=max(1.0, deadline - time.monotonic()))
-                data = json.loads(answer.read().decode("utf-8") or "{}")
+            request = {"prompt": params["prompt"]}
+            if generates:
+                request.update(max_tokens=SERVICE_TOKENS, temperature=0)
+            asked = time.monotonic()
+            answer = open_url(base + infer, data=json.dumps(request).encode("utf-8"), method="POST",
+                              use_proxy=False, headers={"Content-Type": "application/json"},
+                              timeout=max(1.0, deadline - time.monotonic()))
+            data = json.loads(answer.read().decode("utf-8") or "{}")
+            took = time.monotonic() - asked
+            result = {"ok": True, "url": base + infer,
+                      "latency_ms": round((time.monotonic() - started) * 1000.0, 3)}
+            if not generates:
                 if not data.get("outputs"):
                     return {"ok": False, "url": base + infer, "error": "no outputs: %s" % str(data)[:300]}
-            return {"ok": True, "url": base + (infer or probe),
-                    "latency_ms": round((time.monotonic() - started) * 1000.0, 3)}
+                return result
+            tokens = (data.get("usage") or {}).get("completion_tokens")
+            if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens <= 0:
+                return {"ok": False, "url": base + infer, "error": "no tokens generated: %s" % str(data)[:300]}
+            # llama-cpp-python counts the answer re-tokenized, which can exceed what it generated
+            tokens = min(tokens, SERVICE_TOKENS)
+            result.update(tokens=tokens, latency_ms=round(took * 1000.0, 3),
+                          tokens_per_s=round(tokens / max(took, 1e-6), 3))
+            return result
         except Exception as exc:  # connection refused while it starts, HTTP errors, bad JSON
             last = "%s: %s" % (type(exc).__name__, exc)
         if time.monotonic() > deadline - 0.5:
@@ -501,6 +519,9 @@ def main():
             and params["engine"] in SERVICE_PATHS):
         service = ask_service(params, check.deadline)
         raw["service"] = service
+        if service.get("tokens_per_s") is not None:  # what the running service delivers
+            raw["check_tokens_per_s"] = raw.get("tokens_per_s")
+            raw["tokens_per_s"] = service["tokens_per_s"]
         if not service["ok"]:
             raw["ok"] = False
             raw["error"] = "the running service bp-%s.service did not answer on %s: %s" % (
