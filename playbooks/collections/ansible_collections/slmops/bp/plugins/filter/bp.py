@@ -14,8 +14,6 @@ import re
 import socket
 import threading
 
-from ansible.errors import AnsibleFilterError
-
 try:
     from ansible_collections.slmops.bp.plugins.module_utils.bp_contract import EGRESS_WILDCARD
 except ImportError:  # loaded by file path, outside Ansible: bp render renders the units with it
@@ -27,6 +25,17 @@ except ImportError:  # loaded by file path, outside Ansible: bp render renders t
     _contract = importlib.util.module_from_spec(_CONTRACT)
     _CONTRACT.loader.exec_module(_contract)
     EGRESS_WILDCARD = _contract.EGRESS_WILDCARD
+
+
+
+def _filter_error(message):
+    """``AnsibleFilterError(message)``; ansible.errors is imported only when a filter fails, so
+    that ``bp render``, which loads these filters by file path to render the units, does not
+    pay for importing Ansible."""
+    from ansible.errors import AnsibleFilterError
+
+    return AnsibleFilterError(message)
+
 
 _ARCH = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "armv8": "aarch64", "armhf": "armv7l",
          "riscv64gc": "riscv64"}
@@ -66,7 +75,7 @@ def bp_systemd_arg(value):
 def bp_systemd_env(name, value):
     """One quoted ``Environment=`` assignment: ``"NAME=value"`` with ``%`` doubled and C escapes."""
     if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", str(name)):
-        raise AnsibleFilterError("bp_systemd_env: %r is not a valid environment variable name" % (name,))
+        raise _filter_error("bp_systemd_env: %r is not a valid environment variable name" % (name,))
     return '"%s=%s"' % (name, _c_escape(value).replace("%", "%%"))
 
 
@@ -115,7 +124,7 @@ def bp_egress_ips(allow):
     ips, names, unresolved, pairs = set(), [], [], []
     for entry in allow or []:
         if not isinstance(entry, dict) or not (entry.get("address") or entry.get("host")):
-            raise AnsibleFilterError("bp_egress_ips: %r is not a resolved egress entry" % (entry,))
+            raise _filter_error("bp_egress_ips: %r is not a resolved egress entry" % (entry,))
         if entry.get("address"):
             ips.add(str(entry["address"]))
             pairs.append((str(entry["address"]), entry.get("port")))
@@ -170,7 +179,7 @@ def bp_stage_gate(batch, hosts_all, stages, max_failures):
         try:
             halt = len(failed) > int(max_failures)
         except (TypeError, ValueError):
-            raise AnsibleFilterError("bp_stage_gate: max_failures %r is neither a count nor a percentage"
+            raise _filter_error("bp_stage_gate: max_failures %r is neither a count nor a percentage"
                                      % (max_failures,))
     stage = ",".join(str(s) for s in batch_stages) or "?"
     message = "stage %s halted: %d of %d hosts failed (max_failures %s)" % (stage, len(failed), total, max_failures)
@@ -187,12 +196,14 @@ def _probe_answers(result):
     return answers
 
 
-def _host_var(hostvars, host, name):
+def _host_vars(hostvars, host, names):
+    """The values of ``names`` in one host's vars (None where unset). ``hostvars[host]``
+    builds all of the host's variables, so it is read once per host."""
     try:
         host_vars = hostvars[host]
-        return host_vars[name] if name in host_vars else None
+        return [host_vars[name] if name in host_vars else None for name in names]
     except KeyError:
-        return None
+        return [None for _ in names]
 
 
 def _stages_needing_work(hosts, hostvars, deployment):
@@ -202,10 +213,9 @@ def _stages_needing_work(hosts, hostvars, deployment):
     registered answer and decide nothing."""
     stages, need, probed = [], set(), []
     for host in hosts:
-        assign = _host_var(hostvars, host, "bp_assign") or {}
-        stage = (assign.get(deployment) or {}).get("stage")
+        assign, result = _host_vars(hostvars, host, ("bp_assign", "deploy_probe_run"))
+        stage = ((assign or {}).get(deployment) or {}).get("stage")
         stages.append(stage)
-        result = _host_var(hostvars, host, "deploy_probe_run")
         probed.append(result is not None)
         if result is None:
             continue
@@ -292,7 +302,7 @@ def bp_probe_spec(assign, deployments, root, service_manager="systemd"):
         try:
             combo = _plain(deployments[name][assign[name]["combo"]])
         except (KeyError, TypeError):
-            raise AnsibleFilterError("bp_probe_spec: no resolved data for deployment %r" % (name,))
+            raise _filter_error("bp_probe_spec: no resolved data for deployment %r" % (name,))
         runtime = combo.get("runtime") or {}
         unit = (assign[name] or {}).get("unit")  # content-addressed: its name digests its text
         canon = json.dumps({"d": combo, "root": str(root), "service_manager": str(service_manager),
