@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from slmops_bp.ansible_yaml import Unsafe
 from slmops_bp.quantities import QuantityError, parse_size
 
 FACTS_VAR: Final = "bp_facts"
@@ -59,7 +60,7 @@ def root_problem(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         return f"{ROOT_VAR} must be a path, got {type(value).__name__}"
-    if ("{{" in value or "{%" in value) and type(value).__name__ != "Unsafe":
+    if ("{{" in value or "{%" in value) and not isinstance(value, Unsafe):
         return f"{ROOT_VAR} {value!r} is a template: write the path itself (the units hold it)"
     if not value.startswith("/"):
         return f"{ROOT_VAR} {value!r} is not an absolute path"

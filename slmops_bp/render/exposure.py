@@ -90,7 +90,7 @@ def _scratch_root(root: Path, units: Mapping[str, Unit]) -> dict[str, Path]:
         if source.is_dir() and source not in copied:
             shutil.copytree(source, root / rel, symlinks=True)
             copied.add(source)
-    system = root / "etc" / "systemd" / "system"
+    system = paths_dir(root)
     system.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     for file, unit in units.items():

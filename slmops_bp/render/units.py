@@ -103,6 +103,12 @@ def service_user(deployment: str) -> str:
     return str(_filters()["bp_service_user"](deployment))
 
 
+def denies_egress(bp_d: Mapping[str, Any]) -> bool:
+    """The deployment's policy denies egress by default (a strict policy)."""
+    egress = (bp_d.get("privacy") or {}).get("egress") or {}
+    return (egress.get("default") or "deny") == "deny"
+
+
 def unit_context(bp_d: Mapping[str, Any], target: Target) -> dict[str, Any]:
     """The values the unit templates use, resolved as the deploy role's defaults name them."""
     name = str(bp_d["deployment"])
@@ -129,7 +135,7 @@ def unit_context(bp_d: Mapping[str, Any], target: Target) -> dict[str, Any]:
             "BP_LOG_OUTPUTS": "1" if logging.get("outputs") else "0",
         },
         "deploy_egress": _filters()["bp_egress_ips"](egress.get("allow") or []),
-        "deploy_egress_deny": (egress.get("default") or "deny") == "deny",
+        "deploy_egress_deny": denies_egress(bp_d),
         "deploy_nft_path": f"{systemd_dir}/bp-{name}.nft",
     }
 
@@ -157,9 +163,8 @@ class Units:
         name = str(bp_d["deployment"])
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
         file = f"{UNITS_DIR}/bp-{name}-{digest}.service"
-        privacy = bp_d.get("privacy") or {}
-        deny = ((privacy.get("egress") or {}).get("default") or "deny") == "deny"
-        self.by_file[file] = Unit(file, name, str(privacy.get("name", "")), deny, text)
+        policy = str((bp_d.get("privacy") or {}).get("name", ""))
+        self.by_file[file] = Unit(file, name, policy, denies_egress(bp_d), text)
         self._seen[key] = file
         return file
 
