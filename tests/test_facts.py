@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from slmops_bp.facts import FactsProblem, resolve_facts
+from slmops_bp.inventory.values import load_structured
 from slmops_bp.pipeline import compile_and_plan
 from slmops_bp.quantities import QuantityError, parse_size
 from slmops_bp.render.push import render_files
@@ -62,7 +62,7 @@ def test_rendered_host_vars_hold_bytes(tmp_path: Path) -> None:
     assert planned.plan is not None and planned.ok, planned.diagnostics
     assert planned.plan.hosts[HOST].facts == {"arch": "aarch64", "memory": 8 * 1024**3}
     files = render_files(planned.plan)
-    host_vars = yaml.safe_load(files[f"inventory/host_vars/{HOST}.yml"])
+    host_vars = load_structured(files[f"inventory/host_vars/{HOST}.yml"], HOST)
     assert host_vars["bp_facts"] == {"arch": "aarch64", "memory": 8 * 1024**3}
 
 

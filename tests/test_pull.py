@@ -33,6 +33,7 @@ from click.testing import CliRunner
 from support.lint import lint_whole_tree
 
 from slmops_bp.cli import cli
+from slmops_bp.inventory.values import load_structured
 from slmops_bp.pipeline import compile_and_plan
 from slmops_bp.plan import stand_in_plan
 from slmops_bp.render import pull, split_host_vars
@@ -247,7 +248,7 @@ def render_example_pull(out: Path, inventory: Path | None = None) -> None:
 
 def pulled_host_vars(out: Path) -> dict[str, dict[str, Any]]:
     return {
-        p.stem: yaml.safe_load(p.read_text())
+        p.stem: load_structured(p.read_text(), str(p))
         for p in sorted((out / "inventory" / "host_vars").glob("*.yml"))
     }
 

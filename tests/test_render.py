@@ -148,6 +148,71 @@ def _plain(value: object) -> object:
     return value
 
 
+PROBE_CHECK = """---
+- name: Each host's rendered probe spec, and the one the role resolves where none is rendered
+  hosts: bp_managed
+  gather_facts: false
+  vars_files:
+    - vars/bp.yml
+    - collections/ansible_collections/slmops/bp/roles/deploy/defaults/main.yml
+  tasks:
+    - name: Both, as Ansible evaluates them
+      ansible.builtin.debug:
+        msg:
+          rendered: "{{ bp_probe }}"
+          resolved: "{{ %s }}"
+"""
+PROBE_FALLBACK = (
+    "bp_assign | slmops.bp.bp_probe_spec(bp_deployments, deploy_root, deploy_service_manager)"
+)
+
+
+@pytest.mark.integration
+def test_the_rendered_probe_spec_is_the_one_the_role_resolves(tmp_path: Path) -> None:
+    """bp render resolves each host's ``bp_probe`` with the collection's ``bp_probe_spec``
+    filter (the run's first play then reads no vars/bp.yml); a host without one (a pull device
+    outside the inventory) gets it from the deploy role, from vars/bp.yml. Ansible evaluates
+    both on every host of the example fleet, some on their own ``bp_root`` with no service
+    manager: they must be equal, or a device would be redeployed (or left alone) for nothing."""
+    import ansible_runner
+
+    defaults = COLLECTION.relative_to("project") / "roles" / "deploy" / "defaults" / "main.yml"
+    assert PROBE_FALLBACK in (ROOT / "playbooks" / defaults).read_text()  # the role's own rule
+    inv = tmp_path / "hosts.ini"
+    inv.write_text(
+        (ROOT / "inventory" / "example.ini").read_text()
+        + "\n[rpi:vars]\nbp_root=/srv/bp-edge\nbp_service_manager=none\n"
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli, ["render", "-i", str(inv), "--blueprints", str(ROOT / "blueprints"), "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    (out / "project" / "probe-check.yml").write_text(PROBE_CHECK % PROBE_FALLBACK)
+    run = ansible_runner.run(
+        private_data_dir=str(out), playbook="probe-check.yml", quiet=True,
+        envvars={"ANSIBLE_NOCOLOR": "1"},
+    )  # fmt: skip
+    answers = {
+        e["event_data"]["host"]: e["event_data"]["res"]["msg"]
+        for e in run.events
+        if e.get("event") == "runner_on_ok"
+    }
+    assert run.rc == 0, run.stdout.read()
+    planned = compile_and_plan(str(ROOT / "blueprints"), [str(inv)])
+    assert planned.plan is not None
+    managed = {n for n, hp in planned.plan.hosts.items() if hp.assignments}
+    assert set(answers) == managed
+    roots = set()
+    for host, answer in answers.items():
+        assert answer["rendered"] == answer["resolved"], host
+        assert [s["deployment"] for s in answer["rendered"]] == sorted(
+            a.deployment for a in planned.plan.hosts[host].assignments
+        )
+        roots.update(s["runtime_dir"].split("/runtimes/")[0] for s in answer["rendered"])
+    assert roots == {"/opt/slmops", "/srv/bp-edge"}
+
+
 def test_secrets_are_never_written(tmp_path: Path) -> None:
     inv = tmp_path / "hosts.ini"
     inv.write_text(
@@ -209,7 +274,6 @@ def test_rendered_tree_passes_syntax_check_and_ansible_lint(tmp_path: Path) -> N
         assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = lint_whole_tree(out / "project")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-
 
 
 class _NoBlueprints:

@@ -73,7 +73,9 @@ def target_of(host_vars: Mapping[str, Any]) -> Target:
 
 
 @lru_cache(maxsize=1)
-def _filters() -> Mapping[str, Any]:
+def collection_filters() -> Mapping[str, Any]:
+    """The collection's filters (``plugins/filter/bp.py``), loaded by file path: the
+    compiler resolves with the very functions the device content uses."""
     path = source_dir() / "plugins" / "filter" / "bp.py"
     spec = importlib.util.spec_from_file_location("slmops_bp_collection_filters", path)
     if spec is None or spec.loader is None:  # pragma: no cover - shipped with the package
@@ -95,12 +97,12 @@ def _environment() -> Any:
         trim_blocks=True,  # as Ansible's template engine
         keep_trailing_newline=True,
     )
-    env.filters.update({f"{FQCN}.{name}": fn for name, fn in _filters().items()})
+    env.filters.update({f"{FQCN}.{name}": fn for name, fn in collection_filters().items()})
     return env
 
 
 def service_user(deployment: str) -> str:
-    return str(_filters()["bp_service_user"](deployment))
+    return str(collection_filters()["bp_service_user"](deployment))
 
 
 def denies_egress(bp_d: Mapping[str, Any]) -> bool:
@@ -134,7 +136,7 @@ def unit_context(bp_d: Mapping[str, Any], target: Target) -> dict[str, Any]:
             "BP_LOG_PROMPTS": "1" if logging.get("prompts") else "0",
             "BP_LOG_OUTPUTS": "1" if logging.get("outputs") else "0",
         },
-        "deploy_egress": _filters()["bp_egress_ips"](egress.get("allow") or []),
+        "deploy_egress": collection_filters()["bp_egress_ips"](egress.get("allow") or []),
         "deploy_egress_deny": denies_egress(bp_d),
         "deploy_nft_path": f"{systemd_dir}/bp-{name}.nft",
     }
