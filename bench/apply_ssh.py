@@ -38,6 +38,7 @@ from typing import Any
 from apply import (
     artifact_server,
     bp_apply,
+    bytecode_note,
     check_apply,
     pip_note,
     raw_command,
@@ -166,7 +167,7 @@ def main(args: Any) -> int:
     if args.hosts < MIN_HOSTS:
         raise SystemExit(f"--ssh measures at least {MIN_HOSTS} devices (--hosts {args.hosts})")
     work = Path(args.workdir).absolute()
-    env_note = pip_note()
+    env_note = pip_note() + "\n" + bytecode_note()
     shutil.rmtree(work, ignore_errors=True)
     with artifact_server(work / "fleet" / "artifacts") as port:
         fleet, names = set_up(work, args.hosts, port)

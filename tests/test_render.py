@@ -160,7 +160,10 @@ PROBE_CHECK = """---
       ansible.builtin.debug:
         msg:
           rendered: "{{ bp_probe }}"
-          resolved: "{{ %s }}"
+          resolved:
+            root: "{{ deploy_root }}"
+            service_manager: "{{ deploy_service_manager }}"
+            deployments: "{{ %s }}"
 """
 PROBE_FALLBACK = (
     "bp_assign | slmops.bp.bp_probe_spec(bp_deployments, deploy_root, deploy_service_manager)"
@@ -206,10 +209,13 @@ def test_the_rendered_probe_spec_is_the_one_the_role_resolves(tmp_path: Path) ->
     roots = set()
     for host, answer in answers.items():
         assert answer["rendered"] == answer["resolved"], host
-        assert [s["deployment"] for s in answer["rendered"]] == sorted(
+        assert [s["deployment"] for s in answer["rendered"]["deployments"]] == sorted(
             a.deployment for a in planned.plan.hosts[host].assignments
         )
-        roots.update(s["runtime_dir"].split("/runtimes/")[0] for s in answer["rendered"])
+        roots.add(answer["rendered"]["root"])
+        roots.update(
+            s["runtime_dir"].split("/runtimes/")[0] for s in answer["rendered"]["deployments"]
+        )
     assert roots == {"/opt/slmops", "/srv/bp-edge"}
 
 

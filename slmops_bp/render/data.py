@@ -35,9 +35,10 @@ def group_name(deployment: str) -> str:
 # read-back plays (status.yml, audit.yml) and the recovery play target it.
 MANAGED_GROUP = "bp_managed"
 PROBE_VAR = "bp_probe"
-"""Each host's resolved probe spec (``host_vars``): what ``slmops.bp.bp_probe`` compares the
-device with, for all the host's deployments, so that the run's first play reads no
-``vars/bp.yml`` and templates nothing per host."""
+"""Each host's resolved probe arguments (``host_vars``): ``root``, ``service_manager`` and
+``deployments``, what ``slmops.bp.bp_probe`` compares the device with for all the host's
+deployments, so that the run's first play is one task that reads no ``vars/bp.yml``, loads
+no role and templates no blueprint data."""
 
 
 def combo_vars(plan: Plan, combo: Combo) -> dict[str, Any]:
@@ -106,12 +107,17 @@ class ProbeSpecs:
             known = self._seen[key] = _unsafe(spec)
         return known
 
-    def host(self, assign: Mapping[str, Mapping[str, Any]], target: Target) -> list[Any]:
-        """The spec of one host: an entry per deployment, by name (as the filter orders them)."""
-        return [
-            self.entry(self._plan.combos[a["combo"]], target, a["unit"])
-            for _, a in sorted(assign.items())
-        ]
+    def host(self, assign: Mapping[str, Mapping[str, Any]], target: Target) -> dict[str, Any]:
+        """The probe's arguments on one host: its ``bp_root``, its service manager and an
+        entry per deployment, by name (as the filter orders them)."""
+        return {
+            "root": ansible_yaml.Unsafe(target.root),
+            "service_manager": ansible_yaml.Unsafe(target.service_manager),
+            "deployments": [
+                self.entry(self._plan.combos[a["combo"]], target, a["unit"])
+                for _, a in sorted(assign.items())
+            ],
+        }
 
 
 def inventory_data(plan: Plan, units: Units | None = None) -> tuple[dict[str, Any], list[str]]:

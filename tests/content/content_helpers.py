@@ -306,9 +306,13 @@ def write_data_dir(
                 entry["unit_root"] = target.root
             hv["bp_assign"] = assign[host]
             # as bp render does: the host's resolved probe spec, by the collection's filter
-            hv[PROBE_VAR] = collection_filters()["bp_probe_spec"](
-                assign[host], bp_deployments, target.root, target.service_manager
-            )
+            hv[PROBE_VAR] = {
+                "root": target.root,
+                "service_manager": target.service_manager,
+                "deployments": collection_filters()["bp_probe_spec"](
+                    assign[host], bp_deployments, target.root, target.service_manager
+                ),
+            }
         hosts[host] = hv
     groups[MANAGED_GROUP] = {"hosts": dict.fromkeys(sorted(assign))}
     for rel, text in units.files().items():
