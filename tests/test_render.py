@@ -36,6 +36,19 @@ def render_example(out: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+def render_example_with(tmp_path: Path, rpi_vars: str) -> tuple[Path, Path]:
+    """The example fleet rendered with ``rpi_vars`` (INI lines) added to the group ``rpi``:
+    (the inventory, the rendered tree)."""
+    inv = tmp_path / "hosts.ini"
+    inv.write_text((ROOT / "inventory" / "example.ini").read_text() + f"\n[rpi:vars]\n{rpi_vars}\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli, ["render", "-i", str(inv), "--blueprints", str(ROOT / "blueprints"), "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    return inv, out
+
+
 def generated(tree: Path) -> list[Path]:
     return sorted(
         p.relative_to(tree)
@@ -181,16 +194,7 @@ def test_the_rendered_probe_spec_is_the_one_the_role_resolves(tmp_path: Path) ->
 
     defaults = COLLECTION.relative_to("project") / "roles" / "deploy" / "defaults" / "main.yml"
     assert PROBE_FALLBACK in (ROOT / "playbooks" / defaults).read_text()  # the role's own rule
-    inv = tmp_path / "hosts.ini"
-    inv.write_text(
-        (ROOT / "inventory" / "example.ini").read_text()
-        + "\n[rpi:vars]\nbp_root=/srv/bp-edge\nbp_service_manager=none\n"
-    )
-    out = tmp_path / "out"
-    result = CliRunner().invoke(
-        cli, ["render", "-i", str(inv), "--blueprints", str(ROOT / "blueprints"), "-o", str(out)]
-    )
-    assert result.exit_code == 0, result.output
+    inv, out = render_example_with(tmp_path, "bp_root=/srv/bp-edge\nbp_service_manager=none")
     (out / "project" / "probe-check.yml").write_text(PROBE_CHECK % PROBE_FALLBACK)
     run = ansible_runner.run(
         private_data_dir=str(out), playbook="probe-check.yml", quiet=True,
@@ -220,16 +224,7 @@ def test_the_rendered_probe_spec_is_the_one_the_role_resolves(tmp_path: Path) ->
 
 
 def test_secrets_are_never_written(tmp_path: Path) -> None:
-    inv = tmp_path / "hosts.ini"
-    inv.write_text(
-        (ROOT / "inventory" / "example.ini").read_text()
-        + "\n[rpi:vars]\nansible_password=hunter2\napi_token=abc123\n"
-    )
-    out = tmp_path / "out"
-    result = CliRunner().invoke(
-        cli, ["render", "-i", str(inv), "--blueprints", str(ROOT / "blueprints"), "-o", str(out)]
-    )
-    assert result.exit_code == 0, result.output
+    _, out = render_example_with(tmp_path, "ansible_password=hunter2\napi_token=abc123")
     for path in out.rglob("*"):
         if path.is_file():
             content = path.read_bytes()
