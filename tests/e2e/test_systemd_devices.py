@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from click.testing import CliRunner
 from support.model_server import ModelServer
 from support.nspawn import NspawnFleet, NspawnRefused
 
 from slmops_bp.cli import cli
+from slmops_bp.inventory.values import load_structured
 from slmops_bp.stages import order_hosts
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.systemd]
@@ -454,7 +454,8 @@ def test_the_installed_unit_is_the_one_bp_render_wrote_and_scores_alike(
     assert result.exit_code == 0, result.output
     scores = json.loads((out / "project" / "units" / "scores.json").read_text())["units"]
     for host in HOSTS:
-        host_vars = yaml.safe_load((out / "inventory" / "host_vars" / f"{host}.yml").read_text())
+        path = out / "inventory" / "host_vars" / f"{host}.yml"
+        host_vars = load_structured(path.read_text(), str(path))
         rel = host_vars["bp_assign"][DEPLOYMENT]["unit"]
         assert deployed.sh(host, "cat", UNIT_PATH) == (out / "project" / rel).read_text()
         report = deployed.sh(host, "systemd-analyze", "security", "--no-pager", UNIT)
