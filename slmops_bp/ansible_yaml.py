@@ -51,6 +51,17 @@ class Unsafe(str):
     __slots__ = ()
 
 
+def mark_unsafe(value: Any) -> Any:
+    """``value`` with every string in it an :class:`Unsafe` (containers copied)."""
+    if isinstance(value, str):
+        return Unsafe(value)
+    if isinstance(value, Mapping):
+        return {k: mark_unsafe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mark_unsafe(v) for v in value]
+    return value
+
+
 def _keys(value: Mapping[str, Any]) -> list[str]:
     return list(value) if isinstance(value, Ordered) else sorted(value)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from slmops_bp.ansible_yaml import Unsafe
+from slmops_bp.ansible_yaml import Unsafe, mark_unsafe
 from slmops_bp.inventory.model import Unsupported
 
 YAML_EXTENSIONS = (".yml", ".yaml", ".json")
@@ -123,16 +123,6 @@ class _Loader(_CSafeLoader):  # type: ignore[misc]
         return mapping
 
 
-def _mark_unsafe(value: Any) -> Any:
-    if isinstance(value, str):
-        return Unsafe(value)
-    if isinstance(value, dict):
-        return {k: _mark_unsafe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mark_unsafe(v) for v in value]
-    return value
-
-
 def _construct_unsafe(loader: Any, node: Any) -> Any:
     """Ansible's constructor: 2.19+ re-resolves the node's implicit tag, older ones
     always make a string of a scalar."""
@@ -140,7 +130,7 @@ def _construct_unsafe(loader: Any, node: Any) -> Any:
         return Unsafe(loader.construct_scalar(node))
     copied = copy.copy(node)
     copied.tag = loader.resolve(type(node), node.value, (True, False))
-    return _mark_unsafe(loader.construct_object(copied, deep=True))
+    return mark_unsafe(loader.construct_object(copied, deep=True))
 
 
 _Loader.add_constructor("!unsafe", _construct_unsafe)

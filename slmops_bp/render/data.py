@@ -78,13 +78,14 @@ def assignment(
     }
 
 
-def _unsafe(value: Any) -> Any:
-    """Every string of ``value`` written ``!unsafe``: blueprint values are data, never templates."""
-    if isinstance(value, Mapping):
-        return {k: _unsafe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unsafe(v) for v in value]
-    return ansible_yaml.Unsafe(value) if isinstance(value, str) else value
+def probe_vars(target: Target, deployments: list[Any]) -> dict[str, Any]:
+    """A host's ``bp_probe``: the probe's arguments on it (its ``bp_root``, its service
+    manager, and the ``bp_probe_spec`` entry of each of its deployments, by name)."""
+    return {
+        "root": target.root,
+        "service_manager": target.service_manager,
+        "deployments": deployments,
+    }
 
 
 class ProbeSpecs:
@@ -104,20 +105,18 @@ class ProbeSpecs:
             assign = {combo.deployment: {"combo": combo.id, "unit": unit}}
             data = {combo.deployment: {combo.id: combo_vars(self._plan, combo)}}
             (spec,) = self._spec(assign, data, target.root, target.service_manager)
-            known = self._seen[key] = _unsafe(spec)
+            known = self._seen[key] = ansible_yaml.mark_unsafe(spec)
         return known
 
     def host(self, assign: Mapping[str, Mapping[str, Any]], target: Target) -> dict[str, Any]:
-        """The probe's arguments on one host: its ``bp_root``, its service manager and an
-        entry per deployment, by name (as the filter orders them)."""
-        return {
-            "root": ansible_yaml.Unsafe(target.root),
-            "service_manager": ansible_yaml.Unsafe(target.service_manager),
-            "deployments": [
-                self.entry(self._plan.combos[a["combo"]], target, a["unit"])
-                for _, a in sorted(assign.items())
-            ],
-        }
+        """One host's ``bp_probe``, every string ``!unsafe`` (blueprint values are data; each
+        distinct entry is built and marked once, and shared by the hosts that have it)."""
+        entries = [
+            self.entry(self._plan.combos[a["combo"]], target, a["unit"])
+            for _, a in sorted(assign.items())
+        ]
+        unsafe = ansible_yaml.Unsafe
+        return probe_vars(Target(unsafe(target.root), unsafe(target.service_manager)), entries)
 
 
 def inventory_data(plan: Plan, units: Units | None = None) -> tuple[dict[str, Any], list[str]]:

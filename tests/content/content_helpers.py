@@ -27,7 +27,7 @@ import yaml
 from slmops_bp import ansible_yaml
 from slmops_bp.facts import resolve_facts
 from slmops_bp.policy import egress_entries
-from slmops_bp.render.data import MANAGED_GROUP, PROBE_VAR
+from slmops_bp.render.data import MANAGED_GROUP, PROBE_VAR, probe_vars
 from slmops_bp.render.units import Units, collection_filters, target_of
 
 REPO = Path(__file__).resolve().parents[2]
@@ -306,13 +306,12 @@ def write_data_dir(
                 entry["unit_root"] = target.root
             hv["bp_assign"] = assign[host]
             # as bp render does: the host's resolved probe spec, by the collection's filter
-            hv[PROBE_VAR] = {
-                "root": target.root,
-                "service_manager": target.service_manager,
-                "deployments": collection_filters()["bp_probe_spec"](
+            hv[PROBE_VAR] = probe_vars(
+                target,
+                collection_filters()["bp_probe_spec"](
                     assign[host], bp_deployments, target.root, target.service_manager
                 ),
-            }
+            )
         hosts[host] = hv
     groups[MANAGED_GROUP] = {"hosts": dict.fromkeys(sorted(assign))}
     for rel, text in units.files().items():
